@@ -1,0 +1,51 @@
+"""mlanet-eval MODEL.ckpt DATA.extxyz [--json out.json] [--plot parity.png]: errors of a trained model."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import run_cli
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="mlanet-eval", description=__doc__)
+    parser.add_argument("checkpoint", help="trained model (.ckpt from mlanet-train)")
+    parser.add_argument("data", help="extended XYZ file with reference energies/forces")
+    parser.add_argument("--json", help="write the metrics as JSON to this file")
+    parser.add_argument("--plot", help="write energy and force parity plots (PNG) to this file")
+    parser.add_argument("--energy-key", default="energy")
+    parser.add_argument("--forces-key", default="forces")
+    parser.add_argument("--stress-key", default="stress")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    args = parser.parse_args(argv)
+
+    def run() -> int:
+        import torch
+
+        from ..data.io import read_frames
+        from ..evaluate import evaluate_frames
+        from ..train.checkpoint import atomic_write_bytes, load_model
+        from ..train.metrics import format_table, parity_plot
+
+        dtype = torch.float64 if args.dtype == "float64" else torch.float32
+        model = load_model(args.checkpoint, dtype=dtype, device=args.device)
+        frames = read_frames(args.data, args.energy_key, args.forces_key, args.stress_key, need_energy=False,
+                             need_forces=False, allowed_numbers=model.atomic_numbers.tolist())
+        metrics, arrays = evaluate_frames(model, frames, args.batch_size, args.device, dtype)
+        print(format_table(metrics))
+        if args.json:
+            atomic_write_bytes(args.json, (json.dumps({"checkpoint": str(args.checkpoint), "data": str(args.data),
+                                                       "units": {"energy": "meV/atom", "forces": "meV/Å",
+                                                                 "stress": "meV/Å^3"}, **metrics}, indent=2) + "\n").encode())
+        if args.plot:
+            print(f"parity plot: {parity_plot(arrays, args.plot, title=Path(args.data).name)}")
+        return 0
+
+    return run_cli(run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Read and validate extended-XYZ structures (ASE) into `Frame`s, with one-line errors naming file, frame and fix."""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, List, Optional
+
+import ase
+import ase.io
+import numpy as np
+import vesin
+
+from ..errors import MLANetInputError
+
+MIN_DISTANCE = 0.1  # Å: closer atoms are rejected as overlapping
+
+
+@dataclass
+class Frame:
+    """One labelled structure. Units: Å, eV, eV/Å, eV/Å^3 (stress, ASE sign convention)."""
+
+    numbers: np.ndarray                 # [N] atomic numbers
+    positions: np.ndarray               # [N, 3]
+    cell: np.ndarray                    # [3, 3] rows are cell vectors
+    pbc: np.ndarray                     # [3] bool
+    energy: Optional[float] = None      # total energy
+    forces: Optional[np.ndarray] = None  # [N, 3]
+    stress: Optional[np.ndarray] = None  # [3, 3]
+    source: str = ""                    # "file:frame" for error messages
+
+    @property
+    def num_atoms(self) -> int:
+        return len(self.numbers)
+
+    @classmethod
+    def from_atoms(cls, atoms: ase.Atoms, source: str = "", energy: Optional[float] = None,
+                   forces: Optional[np.ndarray] = None, stress: Optional[np.ndarray] = None) -> "Frame":
+        return cls(atoms.get_atomic_numbers().copy(), np.array(atoms.get_positions(), dtype=np.float64),
+                   np.array(atoms.get_cell()[:], dtype=np.float64), np.array(atoms.get_pbc(), dtype=bool),
+                   energy, forces, stress, source)
+
+
+def _label(atoms: ase.Atoms, key: str, per_atom: bool):
+    """Value of `key` from the single-point results, info or arrays of an ASE frame, or None."""
+    results = atoms.calc.results if atoms.calc is not None else {}
+    if key in results:
+        return results[key]
+    if per_atom:
+        return atoms.arrays.get(key)
+    return atoms.info.get(key)
+
+
+def _as_stress(value) -> np.ndarray:
+    s = np.asarray(value, dtype=np.float64).reshape(-1)
+    if s.size == 6:  # Voigt xx yy zz yz xz xy
+        xx, yy, zz, yz, xz, xy = s
+        return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+    if s.size == 9:
+        return s.reshape(3, 3)
+    raise ValueError(f"stress has {s.size} components, expected 6 (Voigt) or 9")
+
+
+def check_geometry(frame: Frame, min_distance: float = MIN_DISTANCE) -> None:
+    """Reject non-finite positions/cells and atoms closer than `min_distance` Å (periodic images included)."""
+    where = frame.source
+    if not np.isfinite(frame.positions).all():
+        raise MLANetInputError(where, "positions contain NaN or inf", "remove or repair this frame")
+    if frame.pbc.any() and not np.isfinite(frame.cell).all():
+        raise MLANetInputError(where, "cell contains NaN or inf", "remove or repair this frame")
+    if frame.pbc.any() and np.linalg.norm(frame.cell[frame.pbc], axis=1).min() < 1e-6:
+        raise MLANetInputError(where, "a periodic direction has a zero-length cell vector", "set a proper Lattice= or mark that direction non-periodic in pbc=")
+    if frame.num_atoms < 2:
+        return
+    cell = frame.cell if frame.pbc.any() else np.zeros((3, 3))
+    nl = vesin.NeighborList(cutoff=min_distance, full_list=False)
+    i, j, d = nl.compute(frame.positions, cell, [bool(p) for p in frame.pbc], quantities="ijd")
+    if len(i):
+        k = int(np.argmin(d))
+        raise MLANetInputError(
+            where, f"atoms {i[k]} and {j[k]} are {d[k]:.4f} Å apart (closer than {min_distance} Å: overlapping atoms)",
+            "remove this frame or fix its coordinates/cell")
+
+
+def read_frames(path: str | Path, energy_key: str = "energy", forces_key: str = "forces", stress_key: str = "stress",
+                need_energy: bool = True, need_forces: bool = True, need_stress: bool = False,
+                allowed_numbers: Optional[Iterable[int]] = None, index: str = ":") -> List[Frame]:
+    """Read every frame of an extended-XYZ file and validate it.
+
+    Args:
+        path: extxyz file.
+        energy_key / forces_key / stress_key: where the labels are (calculator results, info or arrays).
+        need_energy / need_forces / need_stress: a frame without that label is an error (its loss weight is > 0).
+        allowed_numbers: atomic numbers the model knows; others are an error (evaluation of a trained model).
+        index: ASE index string (":" for all frames).
+    Raises:
+        MLANetInputError with a one-line message naming the file, the frame and the fix.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MLANetInputError(str(path), "file not found", "check the path in your config or command line")
+    allowed = None if allowed_numbers is None else set(int(z) for z in allowed_numbers)
+    frames: List[Frame] = []
+    n = 0
+    try:
+        for n, atoms in enumerate(ase.io.iread(str(path), index=index, format="extxyz")):
+            frames.append(_validate(atoms, f"{path}:frame {n}", energy_key, forces_key, stress_key,
+                                    need_energy, need_forces, need_stress, allowed))
+    except MLANetInputError:
+        raise
+    except Exception as err:  # ASE raises many types for malformed/truncated input
+        msg = " ".join(str(err).split()) or type(err).__name__
+        raise MLANetInputError(f"{path}:frame {len(frames)}", f"cannot parse as extended XYZ ({msg})",
+                               "the file is malformed or truncated: regenerate it or cut it before this frame") from None
+    if not frames:
+        raise MLANetInputError(str(path), "no frames in file", "point to a non-empty extended XYZ file")
+    return frames
+
+
+def _validate(atoms: ase.Atoms, where: str, energy_key: str, forces_key: str, stress_key: str, need_energy: bool,
+              need_forces: bool, need_stress: bool, allowed: Optional[set]) -> Frame:
+    if len(atoms) == 0:
+        raise MLANetInputError(where, "frame has no atoms", "remove this frame")
+    if allowed is not None:
+        unknown = sorted(set(atoms.get_chemical_symbols()) - {ase.data.chemical_symbols[z] for z in allowed})
+        if unknown:
+            known = " ".join(ase.data.chemical_symbols[z] for z in sorted(allowed))
+            raise MLANetInputError(where, f"element(s) {' '.join(unknown)} unknown to the model (it knows {known})",
+                                   "evaluate only structures made of the model's elements, or retrain including them")
+    energy = _label(atoms, energy_key, per_atom=False)
+    forces = _label(atoms, forces_key, per_atom=True)
+    stress = _label(atoms, stress_key, per_atom=False)
+    if energy is None and need_energy:
+        raise MLANetInputError(where, f"no energy (looked for '{energy_key}')",
+                               "add energy=... to the comment line, set data.energy_key, or set energy_weight: 0")
+    if forces is None and need_forces:
+        raise MLANetInputError(where, f"no forces (looked for per-atom '{forces_key}')",
+                               "add forces to Properties=, set data.forces_key, or set forces_weight: 0")
+    if stress is None and need_stress:
+        raise MLANetInputError(where, f"no stress (looked for '{stress_key}')",
+                               "add stress=... to the comment line, set data.stress_key, or set stress_weight: 0")
+    try:
+        energy = None if energy is None else float(np.asarray(energy).reshape(()))
+        forces = None if forces is None else np.asarray(forces, dtype=np.float64).reshape(len(atoms), 3)
+        stress = None if stress is None else _as_stress(stress)
+    except (TypeError, ValueError) as err:
+        raise MLANetInputError(where, f"label has the wrong shape or type ({err})", "fix the labels of this frame") from None
+    for name, value in (("energy", energy), ("forces", forces), ("stress", stress)):
+        if value is not None and not np.isfinite(value).all():
+            raise MLANetInputError(where, f"{name} value(s) NaN or inf", "remove or repair this frame")
+    frame = Frame.from_atoms(atoms, where, energy, forces, stress)
+    check_geometry(frame)
+    return frame

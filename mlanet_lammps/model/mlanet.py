@@ -1,0 +1,100 @@
+"""MLANet: species embedding -> dual-path attention layers -> cross-layer readout -> per-atom energies E_i (eV)."""
+
+from dataclasses import asdict, dataclass, field
+from typing import List, Optional
+
+import torch
+from e3nn import o3
+from torch import nn
+
+from .attention import DualPathAttentionBlock, hidden_irreps
+from .radial import RadialEmbedding
+from .scale import AtomicEnergyScale
+
+
+@dataclass
+class ModelConfig:
+    """Hyperparameters of MLANet (lengths in Å, energies in eV)."""
+
+    atomic_numbers: List[int]
+    cutoff: float = 5.0
+    num_basis: int = 8
+    trainable_basis: bool = False
+    envelope_p: int = 6
+    l_max: int = 2
+    channels: int = 32
+    num_layers: int = 2
+    embed_dim: int = 16
+    radial_hidden: int = 64
+    chem_hidden: int = 32
+    att_channels: int = 8
+    logit_cap: float = 5.0
+    readout_hidden: int = 32
+    avg_num_neighbors: float = 20.0
+    reference_energies: List[float] = field(default_factory=list)
+    energy_scale: float = 1.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class MLANet(nn.Module):
+    """The MLANet potential.
+
+    forward(edge_vec, species, edge_index, hop=None) -> atom_energy
+      edge_vec:   [E, 3] r_j - r_i in Å for each directed edge (i = center, j = neighbour)
+      species:    [N] species index (position in `atomic_numbers`)
+      edge_index: [2, E] (center i, neighbour j); edges beyond the cutoff contribute exactly zero
+      hop:        optional [N] graph distance (in edges) of each atom to the atoms whose energies are needed;
+                  layer k (1-based) then only updates atoms with hop <= num_layers - k (ghost-depth pruning in LAMMPS).
+                  Energies of atoms with hop > 0 are then not meaningful.
+      atom_energy: [N] per-atom energies in eV.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        num_species = len(config.atomic_numbers)
+        self.register_buffer("atomic_numbers", torch.tensor(config.atomic_numbers, dtype=torch.long))
+        self.cutoff = float(config.cutoff)
+        self.num_layers = int(config.num_layers)
+        self.irreps_sh = o3.Irreps.spherical_harmonics(config.l_max)
+        self.spherical_harmonics = o3.SphericalHarmonics(self.irreps_sh, normalize=True, normalization="component")
+        self.radial = RadialEmbedding(config.cutoff, config.num_basis, config.trainable_basis, config.envelope_p)
+        self.embedding = nn.Embedding(num_species, config.embed_dim)
+        self.node_init = nn.Linear(config.embed_dim, config.channels)
+        irreps = o3.Irreps(f"{config.channels}x0e")
+        irreps_hidden = hidden_irreps(config.channels, config.l_max)
+        layers = []
+        for _ in range(config.num_layers):
+            layers.append(DualPathAttentionBlock(
+                irreps, irreps_hidden, self.irreps_sh, config.embed_dim, config.num_basis, config.avg_num_neighbors,
+                config.radial_hidden, config.chem_hidden, config.att_channels, config.logit_cap))
+            irreps = irreps_hidden
+        self.layers = nn.ModuleList(layers)
+        self.num_scalars = config.channels
+        self.readout = nn.Sequential(
+            nn.Linear(config.num_layers * config.channels, config.readout_hidden), nn.SiLU(),
+            nn.Linear(config.readout_hidden, 1))
+        refs = config.reference_energies or [0.0] * num_species
+        if len(refs) != num_species:
+            raise ValueError(f"{len(refs)} reference energies for {num_species} species")
+        self.energy_scale = AtomicEnergyScale(refs, config.energy_scale)
+
+    def forward(self, edge_vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor,
+                hop: Optional[torch.Tensor] = None) -> torch.Tensor:
+        center, neighbor = edge_index[0], edge_index[1]
+        sh = self.spherical_harmonics(edge_vec)
+        radial, env = self.radial(torch.linalg.norm(edge_vec, dim=-1))
+        z = self.embedding(species)
+        h = self.node_init(z)
+        scalars: List[torch.Tensor] = []
+        for k, layer in enumerate(self.layers):
+            if hop is None:
+                h = layer(h, z, sh, radial, env, center, neighbor)
+            else:
+                keep = torch.nonzero(hop[center] <= self.num_layers - 1 - k).squeeze(-1)
+                h = layer(h, z, sh[keep], radial[keep], env[keep], center[keep], neighbor[keep])
+            scalars.append(h[:, :self.num_scalars])
+        e = self.readout(torch.cat(scalars, dim=-1)).squeeze(-1)
+        return self.energy_scale(e, species)

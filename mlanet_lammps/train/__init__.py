@@ -1,0 +1,1 @@
+"""Training: YAML configuration, the training loop, checkpoints and metrics."""

@@ -1,0 +1,78 @@
+"""Versioned checkpoints, written atomically (temp file + fsync + rename) so a crash never loses the previous one."""
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict
+
+import torch
+
+from .. import __version__
+from ..errors import MLANetInputError
+from ..model.mlanet import MLANet, ModelConfig
+
+FORMAT = "mlanet_lammps.checkpoint"
+VERSION = 1
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to `path` via a temporary file in the same directory and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(path: str | Path, model_config: ModelConfig, model_state: Dict[str, torch.Tensor],
+                    **extra: Any) -> None:
+    """Save a checkpoint: model configuration + weights (+ training state, metrics, provenance in `extra`)."""
+    payload = {"format": FORMAT, "version": VERSION, "package_version": __version__,
+               "model_config": model_config.to_dict(), "model_state": model_state, **extra}
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path) -> Dict[str, Any]:
+    """Load and check a checkpoint; corrupt, foreign or wrong-version files give one clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise MLANetInputError(str(path), "checkpoint not found", "check the path (training writes best.ckpt and last.ckpt)")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise MLANetInputError(str(path), f"corrupt or unreadable checkpoint ({type(err).__name__})",
+                               "use another checkpoint (e.g. last.ckpt or best.ckpt) or retrain") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise MLANetInputError(str(path), "not an MLANet checkpoint", "pass a .ckpt written by mlanet-train")
+    if payload.get("version") != VERSION:
+        raise MLANetInputError(str(path), f"checkpoint format version {payload.get('version')} (this mlanet_lammps "
+                               f"{__version__} reads version {VERSION})", "use the mlanet_lammps version that wrote it or retrain")
+    return payload
+
+
+def model_from_payload(payload: Dict[str, Any], source: str = "checkpoint") -> MLANet:
+    """Rebuild MLANet from a loaded checkpoint payload (float64 weights as saved)."""
+    try:
+        model = MLANet(ModelConfig(**payload["model_config"])).to(torch.float64)  # load weights without rounding
+        model.load_state_dict(payload["model_state"])
+    except (TypeError, KeyError, RuntimeError) as err:
+        raise MLANetInputError(source, f"checkpoint does not match the model ({type(err).__name__}: "
+                               f"{str(err).splitlines()[0][:200]})", "retrain or use the matching mlanet_lammps version") from None
+    return model
+
+
+def load_model(path: str | Path, dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu") -> MLANet:
+    """Load a trained MLANet from a checkpoint for inference."""
+    model = model_from_payload(load_checkpoint(path), str(path))
+    return model.to(device=device, dtype=dtype).eval()

@@ -1,0 +1,329 @@
+"""The training loop: data preparation, loss, AdamW + schedule, EMA, clipping, early stopping, time budget,
+progress bar, CSV metrics, atomic best/last checkpoints and exact resume."""
+
+import csv
+import hashlib
+import io
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch.optim.swa_utils import AveragedModel
+from tqdm import tqdm
+
+from ..data.batch import GraphBatch, collate, frame_to_graph
+from ..data.io import Frame, read_frames
+from ..errors import MLANetInputError
+from ..model.mlanet import MLANet, ModelConfig
+from ..predict import Prediction, predict
+from .checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from .config import Config, parse_duration
+from .metrics import ErrorAccumulator
+from .statistics import average_neighbors, force_rms, reference_energies, split_indices
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or inf; the last good checkpoint is kept."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise MLANetInputError("training.device", f"'{name}' requested but CUDA is not available", "use device: cpu or auto")
+    return torch.device(name)
+
+
+def file_sha256(paths: Sequence[Optional[str]]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        if p:
+            h.update(Path(p).read_bytes())
+    return h.hexdigest()
+
+
+@dataclass
+class PreparedData:
+    train: List[GraphBatch]
+    valid: List[GraphBatch]
+    model_config: ModelConfig
+    data_hash: str
+
+
+def prepare_data(cfg: Config) -> PreparedData:
+    """Read, validate and split the data, then derive the model's data-dependent settings."""
+    t, d = cfg.training, cfg.data
+    need = dict(need_energy=t.energy_weight > 0, need_forces=t.forces_weight > 0, need_stress=t.stress_weight > 0)
+    keys = dict(energy_key=d.energy_key, forces_key=d.forces_key, stress_key=d.stress_key)
+    frames = read_frames(d.train_file, **keys, **need)
+    if d.max_frames is not None:
+        frames = frames[:d.max_frames]
+    if d.valid_file:
+        train_frames, valid_frames = frames, read_frames(d.valid_file, **keys, **need)
+    else:
+        i_train, i_valid = split_indices(len(frames), d.valid_fraction, t.seed, d.train_file)
+        train_frames, valid_frames = [frames[i] for i in i_train], [frames[i] for i in i_valid]
+    atomic_numbers = sorted({int(z) for f in train_frames for z in f.numbers})
+    unseen = sorted({int(z) for f in valid_frames for z in f.numbers} - set(atomic_numbers))
+    if unseen:
+        raise MLANetInputError(d.valid_file or d.train_file, f"validation frames contain elements {unseen} absent from training",
+                               "include every element in the training set")
+    m = cfg.model
+    train = [frame_to_graph(f, m.cutoff, atomic_numbers) for f in train_frames]
+    valid = [frame_to_graph(f, m.cutoff, atomic_numbers) for f in valid_frames]
+    model_config = ModelConfig(
+        atomic_numbers=atomic_numbers, cutoff=m.cutoff, num_basis=m.num_basis, trainable_basis=m.trainable_basis,
+        envelope_p=m.envelope_p, l_max=m.l_max, channels=m.channels, num_layers=m.num_layers, embed_dim=m.embed_dim,
+        radial_hidden=m.radial_hidden, chem_hidden=m.chem_hidden, att_channels=m.att_channels, logit_cap=m.logit_cap,
+        readout_hidden=m.readout_hidden,
+        avg_num_neighbors=average_neighbors([g.edge_index.shape[1] for g in train], [int(g.num_atoms) for g in train]),
+        reference_energies=reference_energies(train_frames, atomic_numbers), energy_scale=force_rms(train_frames))
+    return PreparedData(train, valid, model_config, file_sha256([d.train_file, d.valid_file]))
+
+
+def loss_terms(pred: Prediction, batch: GraphBatch, kind: str, delta: float) -> Dict[str, torch.Tensor]:
+    """Mean losses of per-atom energy (eV/atom), force components (eV/Å) and stress (eV/Å^3) over labelled items."""
+
+    def reduce(p: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        ok = torch.isfinite(r)
+        if not bool(ok.any()):
+            return p.sum() * 0.0
+        diff = p[ok] - r[ok]
+        if kind == "mse":
+            return (diff ** 2).mean()
+        if kind == "l1":
+            return diff.abs().mean()
+        return torch.nn.functional.huber_loss(p[ok], r[ok], delta=delta)
+
+    n = batch.num_atoms.to(pred.energy.dtype)
+    return {"energy": reduce(pred.energy / n, batch.energy / n), "forces": reduce(pred.forces, batch.forces),
+            "stress": reduce(pred.stress, batch.stress)}
+
+
+def ema_with_warmup(decay: float):
+    """EMA update with the usual warm-up: decay_t = min(decay, (1 + t) / (10 + t)) after t updates, so short runs
+    are not dominated by the initial weights."""
+
+    def avg_fn(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+        n = float(num_averaged)
+        d = min(decay, (1.0 + n) / (10.0 + n))
+        return d * averaged + (1.0 - d) * current
+
+    return avg_fn
+
+
+class Trainer:
+    """Holds the model, optimiser, schedule, EMA and counters of one training run."""
+
+    def __init__(self, cfg: Config, data: PreparedData, log: Callable[[str], None] = print):
+        self.cfg, self.data, self.log = cfg, data, log
+        t = cfg.training
+        self.dtype = torch.float64 if t.dtype == "float64" else torch.float32
+        self.device = resolve_device(t.device)
+        self.out = Path(t.output_dir)
+        self.max_time = parse_duration(t.max_time)
+        torch.manual_seed(t.seed)
+        self.model = MLANet(data.model_config).to(device=self.device, dtype=self.dtype)
+        self.ema = (AveragedModel(self.model, avg_fn=ema_with_warmup(t.ema_decay), use_buffers=True)
+                    if t.ema_decay > 0 else None)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        if t.lr_schedule == "plateau":
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, factor=t.lr_factor, patience=t.lr_patience, min_lr=t.min_lr)
+        elif t.lr_schedule == "cosine":
+            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=t.max_epochs, eta_min=t.min_lr)
+        else:
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: 1.0)
+        self.train_graphs = [g.to(self.device, self.dtype) for g in data.train]
+        self.valid_batches = [collate(data.valid[i:i + t.batch_size]).to(self.device, self.dtype)
+                              for i in range(0, len(data.valid), t.batch_size)]
+        self.epoch = 0
+        self.best_loss = math.inf
+        self.best_epoch = -1
+        self.bad_epochs = 0
+        self.elapsed = 0.0
+        self.history: List[Dict[str, float]] = []
+
+    # -- state -------------------------------------------------------------------------------------------------
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    def eval_state(self) -> Dict[str, torch.Tensor]:
+        """Weights used for inference (EMA if enabled), as float64 on the CPU."""
+        return {k: v.detach().to("cpu", torch.float64) if v.is_floating_point() else v.detach().cpu()
+                for k, v in self.eval_model.state_dict().items()}
+
+    def train_state(self) -> Dict:
+        return {"model": self.model.state_dict(), "ema": None if self.ema is None else self.ema.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "epoch": self.epoch, "best_loss": self.best_loss, "best_epoch": self.best_epoch,
+                "bad_epochs": self.bad_epochs, "elapsed": self.elapsed, "history": self.history,
+                "dtype": self.cfg.training.dtype}
+
+    def load_train_state(self, path: Path) -> None:
+        payload = load_checkpoint(path)
+        state = payload.get("train_state")
+        if state is None:
+            raise MLANetInputError(str(path), "checkpoint has no training state", "resume from last.ckpt")
+        if payload["model_config"] != self.data.model_config.to_dict():
+            raise MLANetInputError(str(path), "model settings or training data differ from the run being resumed",
+                                   "resume with the same config and data, or start a new output_dir")
+        if state["dtype"] != self.cfg.training.dtype:
+            raise MLANetInputError(str(path), f"checkpoint was trained in {state['dtype']}", "resume with the same training.dtype")
+        self.model.load_state_dict(state["model"])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        for key in ("epoch", "best_loss", "best_epoch", "bad_epochs", "elapsed", "history"):
+            setattr(self, key, state[key])
+
+    def save(self, name: str, with_train_state: bool, metrics: Dict[str, float]) -> Path:
+        path = self.out / name
+        extra = {"metrics": metrics, "epoch": self.epoch, "config": self.cfg.to_dict(), "data_sha256": self.data.data_hash}
+        if with_train_state:
+            extra["train_state"] = self.train_state()
+        save_checkpoint(path, self.data.model_config, self.eval_state(), **extra)
+        return path
+
+    def write_csv(self) -> None:
+        if not self.history:
+            return
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(self.history[0].keys()))
+        writer.writeheader()
+        writer.writerows(self.history)
+        atomic_write_bytes(self.out / "metrics.csv", buf.getvalue().encode())
+
+    # -- steps ---------------------------------------------------------------------------------------------------
+    def weighted(self, terms: Dict[str, torch.Tensor]) -> torch.Tensor:
+        t = self.cfg.training
+        return t.energy_weight * terms["energy"] + t.forces_weight * terms["forces"] + t.stress_weight * terms["stress"]
+
+    def validate(self) -> Tuple[float, Dict[str, float]]:
+        acc = ErrorAccumulator()
+        total, count = 0.0, 0
+        model = self.eval_model.eval()
+        for batch in self.valid_batches:
+            pred = predict(model, batch)
+            terms = loss_terms(pred, batch, self.cfg.training.loss, self.cfg.training.huber_delta)
+            total += float(self.weighted(terms).detach()) * batch.num_graphs
+            count += batch.num_graphs
+            acc.update(pred, batch)
+        return total / max(count, 1), acc.result()
+
+    def out_of_time(self, start: float) -> bool:
+        return self.max_time is not None and self.elapsed + (time.perf_counter() - start) >= self.max_time
+
+    def run_epoch(self, start: float, bar: Optional[tqdm]) -> Tuple[float, Dict[str, float], bool]:
+        t = self.cfg.training
+        gen = torch.Generator().manual_seed(t.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(len(self.train_graphs), generator=gen).tolist()
+        self.model.train()
+        acc = ErrorAccumulator()
+        total, count, timed_out = 0.0, 0, False
+        for step, i in enumerate(range(0, len(order), t.batch_size)):
+            batch = collate([self.train_graphs[k] for k in order[i:i + t.batch_size]])
+            pred = predict(self.model, batch, create_graph=True)
+            loss = self.weighted(loss_terms(pred, batch, t.loss, t.huber_delta))
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"non-finite loss ({float(loss)}) at epoch {self.epoch + 1}, step {step + 1}; the last good checkpoint "
+                    f"is kept in {self.out / 'last.ckpt'}. Fix: lower training.lr, enable grad_clip, or check the data")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if t.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+            self.optimizer.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
+            total += float(loss.detach()) * batch.num_graphs
+            count += batch.num_graphs
+            acc.update(Prediction(pred.energy.detach(), pred.forces.detach(), pred.stress.detach(),
+                                  pred.atom_energy.detach()), batch)
+            if bar is not None:
+                bar.set_postfix_str(f"epoch {self.epoch + 1} step {step + 1} loss {total / count:.4g}", refresh=True)
+            if self.out_of_time(start):
+                timed_out = True
+                break
+        return total / max(count, 1), acc.result(), timed_out
+
+    def fit(self) -> Dict[str, float]:
+        t = self.cfg.training
+        self.out.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        bar = tqdm(total=t.max_epochs, initial=self.epoch, desc="mlanet-train", unit="epoch",
+                   disable=not t.progress, dynamic_ncols=True)
+        stop_reason = "max_epochs"
+        try:
+            while self.epoch < t.max_epochs:
+                epoch_start = time.perf_counter()
+                train_loss, train_metrics, timed_out = self.run_epoch(start, bar)
+                val_loss, val_metrics = self.validate()
+                self.epoch += 1
+                lr = self.optimizer.param_groups[0]["lr"]
+                if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                    self.scheduler.step(val_loss)
+                else:
+                    self.scheduler.step()
+                improved = val_loss < self.best_loss
+                if improved:
+                    self.best_loss, self.best_epoch, self.bad_epochs = val_loss, self.epoch, 0
+                else:
+                    self.bad_epochs += 1
+                row = {"epoch": self.epoch, "lr": lr, "train_loss": train_loss, "val_loss": val_loss,
+                       **{f"train_{k}": v for k, v in train_metrics.items() if k != "frames"},
+                       **{f"val_{k}": v for k, v in val_metrics.items() if k != "frames"},
+                       "epoch_time_s": time.perf_counter() - epoch_start}
+                self.history.append(row)
+                self.elapsed += time.perf_counter() - start
+                start = time.perf_counter()
+                if improved:
+                    self.save("best.ckpt", False, val_metrics)
+                self.save("last.ckpt", True, val_metrics)
+                self.write_csv()
+                bar.update(1)
+                bar.set_postfix_str(f"loss {train_loss:.4g} val E {val_metrics.get('energy_rmse', float('nan')):.3g} "
+                                    f"meV/at F {val_metrics.get('forces_rmse', float('nan')):.4g} meV/Å", refresh=True)
+                if timed_out or self.out_of_time(start):
+                    stop_reason = "max_time"
+                    break
+                if t.early_stopping_patience and self.bad_epochs >= t.early_stopping_patience:
+                    stop_reason = "early_stopping"
+                    break
+        finally:
+            bar.close()
+        best = self.history[self.best_epoch - 1] if self.best_epoch > 0 else {}
+        self.log(f"stopped ({stop_reason}) after {self.epoch} epochs, {self.elapsed:.1f} s; best epoch {self.best_epoch}: "
+                 f"val energy RMSE {best.get('val_energy_rmse', float('nan')):.3f} meV/atom, "
+                 f"force RMSE {best.get('val_forces_rmse', float('nan')):.2f} meV/Å -> {self.out / 'best.ckpt'}")
+        return {"stop_reason": stop_reason, "epochs": self.epoch, "elapsed_s": self.elapsed, "best_epoch": self.best_epoch,
+                **{k: v for k, v in best.items() if k.startswith("val_")}}
+
+
+def train(cfg: Config, resume: bool = False, log: Callable[[str], None] = print) -> Dict[str, float]:
+    """Train MLANet as configured; with `resume`, continue exactly from output_dir/last.ckpt."""
+    t = cfg.training
+    if t.num_threads:
+        torch.set_num_threads(t.num_threads)
+    random.seed(t.seed)
+    np.random.seed(t.seed)
+    data = prepare_data(cfg)
+    trainer = Trainer(cfg, data, log)
+    last = Path(t.output_dir) / "last.ckpt"
+    if resume:
+        trainer.load_train_state(last)
+        log(f"resuming from {last} at epoch {trainer.epoch}")
+    elif last.exists():
+        raise MLANetInputError(str(last), "output_dir already holds a training run",
+                               "pass --resume to continue it, or choose another training.output_dir")
+    n_train, n_valid = len(data.train), len(data.valid)
+    log(f"{n_train} training / {n_valid} validation frames; elements {data.model_config.atomic_numbers}; "
+        f"{sum(p.numel() for p in trainer.model.parameters())} parameters; device {trainer.device}, {t.dtype}")
+    return trainer.fit()

@@ -1,0 +1,43 @@
+"""Dataset statistics that initialise the model: per-element reference energies, energy scale, neighbour count."""
+
+from typing import List, Sequence, Tuple
+
+import numpy as np
+
+from ..data.io import Frame
+from ..errors import MLANetInputError
+
+
+def reference_energies(frames: Sequence[Frame], atomic_numbers: Sequence[int]) -> List[float]:
+    """Least-squares per-element energies e_Z (eV) with E_frame ~ sum_Z n_Z e_Z (minimum-norm if rank deficient)."""
+    labelled = [f for f in frames if f.energy is not None]
+    if not labelled:
+        return [0.0] * len(atomic_numbers)
+    counts = np.array([[np.sum(f.numbers == z) for z in atomic_numbers] for f in labelled], dtype=np.float64)
+    energies = np.array([f.energy for f in labelled])
+    sol, *_ = np.linalg.lstsq(counts, energies, rcond=None)
+    return [float(x) for x in sol]
+
+
+def force_rms(frames: Sequence[Frame]) -> float:
+    """RMS of force components (eV/Å); 1.0 if there are no forces."""
+    forces = [f.forces for f in frames if f.forces is not None]
+    if not forces:
+        return 1.0
+    rms = float(np.sqrt(np.mean(np.concatenate(forces) ** 2)))
+    return rms if rms > 1e-8 else 1.0
+
+
+def average_neighbors(num_edges: Sequence[int], num_atoms: Sequence[int]) -> float:
+    """Mean number of neighbours within the cutoff per atom (>= 1)."""
+    return max(float(np.sum(num_edges)) / max(float(np.sum(num_atoms)), 1.0), 1.0)
+
+
+def split_indices(n: int, valid_fraction: float, seed: int, where: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Random train/validation split of n frames (at least one frame in each part)."""
+    if n < 2:
+        raise MLANetInputError(where, f"only {n} frame(s): cannot hold out a validation set",
+                               "provide more frames or a separate data.valid_file")
+    perm = np.random.default_rng(seed).permutation(n)
+    n_valid = min(max(1, int(round(valid_fraction * n))), n - 1)
+    return np.sort(perm[n_valid:]), np.sort(perm[:n_valid])

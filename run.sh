@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# mlanet_lammps: one entry point for users and CI.
+#   bash run.sh            set everything up (venv, dependencies, LAMMPS build) and run the demo job
+#   bash run.sh test       set up (fast when done) and run the test suite
+#   bash run.sh setup      only set up
+# Idempotent: a second run reuses the venv, the installed package and the cached LAMMPS build.
+set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")"
+VENV=${MLANET_VENV:-$PWD/.venv}
+PY=${PYTHON:-python3}
+JOBS=${JOBS:-$(nproc)}
+
+log() { printf '\n== %s\n' "$*"; }
+
+setup_python() {
+    if [[ ! -x $VENV/bin/python ]]; then
+        "$PY" -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 required"' \
+            || { echo "error: $PY is older than 3.11. Fix: install python3.11 or set PYTHON=/path/to/python3.11" >&2; exit 2; }
+        log "creating $VENV"
+        "$PY" -m venv "$VENV"
+    fi
+    # torch from the pinned CPU wheel; every other dependency from pyproject.toml (re-installed only when it changes)
+    "$VENV/bin/python" -c 'import torch' 2>/dev/null || "$VENV/bin/pip" install -q "torch==2.13.0"
+    local stamp="$VENV/.mlanet-installed" want
+    want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+    if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]] || ! "$VENV/bin/python" -c 'import mlanet_lammps' 2>/dev/null; then
+        log "installing mlanet_lammps and its dependencies"
+        "$VENV/bin/pip" install -q -e ".[dev]"
+        echo "$want" > "$stamp"
+    fi
+}
+
+setup_lammps() {
+    log "LAMMPS (pair_style mliap unified) in $VENV"
+    local deps=()
+    [[ $(id -u) == 0 ]] && deps=(--install-deps)
+    bash cmake/build_lammps.sh --venv "$VENV" --jobs "$JOBS" "${deps[@]}"
+    # mpi4py (Python-driven MPI runs, e.g. lammps(comm=MPI.COMM_WORLD)) must be built against the system MPI:
+    # PyPI's binary wheel looks for libmpi.so.12, which Debian's mpich does not ship.
+    if ! "$VENV/bin/python" -c 'from mpi4py import MPI' 2>/dev/null; then
+        log "building mpi4py against the system MPI"
+        "$VENV/bin/pip" install -q --force-reinstall --no-deps --no-binary mpi4py "mpi4py>=3.1"
+    fi
+}
+
+demo() {
+    local run=runs/water-demo
+    log "training MLANet on the bundled water frames ($run)"
+    if [[ -f $run/best.ckpt ]]; then
+        echo "found $run/best.ckpt: skipping training (delete $run to retrain)"
+    else
+        "$VENV/bin/mlanet-train" examples/water/train.yaml
+    fi
+    log "evaluating on all 40 bundled frames"
+    "$VENV/bin/mlanet-eval" "$run/best.ckpt" examples/water/water_40frames.extxyz --json "$run/eval.json" --plot "$run/parity.png"
+    log "exporting for LAMMPS"
+    "$VENV/bin/mlanet-export" "$run/best.ckpt" -o "$run/water.mliap.pt" --dtype float32
+    log "LAMMPS MD of the water box: 1 MPI rank, then 2"
+    (cd "$run" && "$VENV/bin/lmp" -in ../../lammps_inputs/water_nvt_nve.in -var model water -var steps 100 -log log.1rank.lammps \
+        && mpirun -np 2 "$VENV/bin/lmp" -in ../../lammps_inputs/water_nvt_nve.in -var model water -var steps 100 -log log.2rank.lammps)
+}
+
+cmd=${1:-demo}
+case $cmd in
+    setup) setup_python; setup_lammps ;;
+    test) setup_python; setup_lammps; shift; "$VENV/bin/python" -m pytest -q "$@" tests ;;
+    demo) setup_python; setup_lammps; demo ;;
+    *) echo "usage: bash run.sh [setup|test|demo]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,121 @@
+"""Bad input gives one clear error line naming file, frame and fix."""
+
+import numpy as np
+import pytest
+
+from mlanet_lammps.data.batch import frame_to_graph
+from mlanet_lammps.data.graph import build_graph
+from mlanet_lammps.data.io import read_frames
+from mlanet_lammps.errors import MLANetInputError
+from tests.conftest import WATER
+
+
+def write_frames(tmp_path, text, name="bad.extxyz"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def lines_of_water(n_frames=2):
+    lines = WATER.read_text().splitlines(keepends=True)
+    return lines[: n_frames * 194]
+
+
+def assert_one_line(err, *words):
+    msg = str(err.value)
+    assert "\n" not in msg
+    for w in words:
+        assert w in msg, msg
+
+
+def test_reads_real_frames():
+    frames = read_frames(WATER)
+    assert len(frames) == 40
+    assert frames[0].forces.shape == (192, 3) and frames[0].energy < -29000
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(MLANetInputError) as err:
+        read_frames(tmp_path / "nope.extxyz")
+    assert_one_line(err, "not found", "Fix:")
+
+
+def test_truncated_file(tmp_path):
+    text = "".join(lines_of_water(2))
+    path = write_frames(tmp_path, text[: len(text) - 3000])
+    with pytest.raises(MLANetInputError) as err:
+        read_frames(path)
+    assert_one_line(err, "frame 1", "malformed or truncated", str(path))
+
+
+def test_malformed_line(tmp_path):
+    lines = lines_of_water(1)
+    lines[5] = "O 1.0 abc 2.0 0.1 0.2 0.3\n"
+    with pytest.raises(MLANetInputError) as err:
+        read_frames(write_frames(tmp_path, "".join(lines)))
+    assert_one_line(err, "frame 0", "cannot parse")
+
+
+def test_empty_file(tmp_path):
+    with pytest.raises(MLANetInputError) as err:
+        read_frames(write_frames(tmp_path, ""))
+    assert_one_line(err, "no frames")
+
+
+def test_missing_energy_and_forces(tmp_path):
+    lines = lines_of_water(1)
+    lines[1] = lines[1].replace("energy=-29943.90625", "")
+    path = write_frames(tmp_path, "".join(lines))
+    with pytest.raises(MLANetInputError) as err:
+        read_frames(path)
+    assert_one_line(err, "frame 0", "no energy", "energy_weight: 0")
+    assert read_frames(path, need_energy=False)[0].energy is None
+    with pytest.raises(MLANetInputError) as err:
+        read_frames(WATER, forces_key="force")
+    assert_one_line(err, "no forces", "forces_weight: 0")
+
+
+def test_nan_values(tmp_path):
+    lines = lines_of_water(1)
+    parts = lines[3].split()
+    parts[4] = "nan"
+    lines[3] = " ".join(parts) + "\n"
+    with pytest.raises(MLANetInputError) as err:
+        read_frames(write_frames(tmp_path, "".join(lines)))
+    assert_one_line(err, "frame 0", "forces value(s) NaN")
+
+
+def test_overlapping_atoms_across_periodic_boundary(tmp_path):
+    lines = lines_of_water(1)
+    first = lines[2].split()
+    x = float(first[1]) + 12.444661140441895 - 0.05  # periodic image of atom 0, 0.05 Å away
+    lines[3] = " ".join([lines[3].split()[0], f"{x:.8f}"] + first[2:]) + "\n"
+    with pytest.raises(MLANetInputError) as err:
+        read_frames(write_frames(tmp_path, "".join(lines)))
+    assert_one_line(err, "frame 0", "atoms 0 and 1", "overlapping")
+
+
+def test_unknown_element_at_evaluation():
+    with pytest.raises(MLANetInputError) as err:
+        read_frames(WATER, allowed_numbers=[1, 6])
+    assert_one_line(err, "frame 0", "O unknown to the model", "retrain")
+    frame = read_frames(WATER, index="0")[0]
+    with pytest.raises(MLANetInputError) as err:
+        frame_to_graph(frame, 5.0, [1, 6])
+    assert_one_line(err, "O unknown")
+
+
+def test_neighbor_list_matches_ase_in_small_triclinic_and_slab_cells():
+    from ase.build import bulk, fcc111
+    from ase.neighborlist import primitive_neighbor_list
+
+    si = bulk("Si", "diamond", a=5.43)  # 2 atoms, cell much smaller than the cutoff
+    slab = fcc111("Cu", size=(2, 2, 2), vacuum=5.0)
+    slab.pbc = [True, True, False]
+    for atoms in (si, slab):
+        ei, shifts, vec = build_graph(atoms.positions, atoms.cell[:], atoms.pbc, 6.0)
+        i, j, s = primitive_neighbor_list("ijS", atoms.pbc, atoms.cell[:], atoms.positions, 6.0)
+        ours = sorted(zip(ei[0], ei[1], *shifts.astype(int).T))
+        theirs = sorted(zip(i, j, *s.T))
+        assert ours == theirs
+        np.testing.assert_allclose(vec, atoms.positions[ei[1]] - atoms.positions[ei[0]] + shifts @ atoms.cell[:], atol=1e-12)

@@ -1,0 +1,145 @@
+"""Training on real water frames: lowers validation error, resumes exactly, stops cleanly on NaN, CLI outputs."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from mlanet_lammps.cli.evaluate import main as eval_main
+from mlanet_lammps.cli.train import main as train_main
+from mlanet_lammps.data.io import read_frames
+from mlanet_lammps.errors import MLANetInputError
+from mlanet_lammps.evaluate import evaluate_frames
+from mlanet_lammps.train import loop
+from mlanet_lammps.train.checkpoint import load_checkpoint, load_model, model_from_payload
+from mlanet_lammps.train.config import config_from_dict, load_config
+from tests.conftest import WATER
+
+TINY = {"cutoff": 4.0, "num_layers": 2, "l_max": 1, "channels": 8, "embed_dim": 8, "radial_hidden": 16,
+        "chem_hidden": 16, "att_channels": 4, "readout_hidden": 16}
+
+
+def config(tmp_path: Path, **training) -> dict:
+    t = {"output_dir": str(tmp_path / "run"), "max_epochs": 3, "batch_size": 2, "lr": 0.01, "dtype": "float64",
+         "progress": False, "num_threads": 2}
+    t.update(training)
+    return {"data": {"train_file": str(WATER), "max_frames": 10, "valid_fraction": 0.2}, "model": dict(TINY),
+            "training": t}
+
+
+def test_training_lowers_validation_error(tmp_path):
+    cfg = config_from_dict(config(tmp_path, max_epochs=6))
+    data = loop.prepare_data(cfg)
+    trainer = loop.Trainer(cfg, data, log=lambda _: None)
+    _, before = trainer.validate()
+    summary = trainer.fit()
+    _, after = trainer.validate()
+    assert summary["epochs"] == 6
+    assert after["forces_rmse"] < 0.8 * before["forces_rmse"]
+    assert after["energy_rmse"] < before["energy_rmse"]
+    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 7 and "val_forces_rmse" in rows[0]
+    # the best checkpoint reproduces the validation metrics it was saved with
+    payload = load_checkpoint(tmp_path / "run" / "best.ckpt")
+    model = model_from_payload(payload)
+    frames = [f for f in read_frames(WATER)[:10]]
+    valid = [frames[i] for i in loop.split_indices(10, 0.2, 0, "x")[1]]
+    metrics, _ = evaluate_frames(model, valid)
+    assert metrics["forces_rmse"] == pytest.approx(payload["metrics"]["forces_rmse"], rel=1e-9)
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    full = tmp_path / "full"
+    loop.train(config_from_dict(config(full, max_epochs=4)), log=lambda _: None)
+    part = tmp_path / "part"
+    loop.train(config_from_dict(config(part, max_epochs=2)), log=lambda _: None)
+    with pytest.raises(MLANetInputError, match="--resume"):
+        loop.train(config_from_dict(config(part, max_epochs=4)), log=lambda _: None)
+    loop.train(config_from_dict(config(part, max_epochs=4)), resume=True, log=lambda _: None)
+    a = load_checkpoint(full / "run" / "last.ckpt")
+    b = load_checkpoint(part / "run" / "last.ckpt")
+    for key in a["model_state"]:
+        torch.testing.assert_close(a["model_state"][key], b["model_state"][key], rtol=0, atol=1e-13)
+    for key in a["train_state"]["model"]:
+        torch.testing.assert_close(a["train_state"]["model"][key], b["train_state"]["model"][key], rtol=0, atol=1e-13)
+    assert [r["val_loss"] for r in a["train_state"]["history"]] == pytest.approx(
+        [r["val_loss"] for r in b["train_state"]["history"]], rel=1e-12)
+    assert (full / "run" / "metrics.csv").read_text().count("\n") == (part / "run" / "metrics.csv").read_text().count("\n")
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    loop.train(config_from_dict(config(tmp_path, max_epochs=1)), log=lambda _: None)
+    good = (tmp_path / "run" / "last.ckpt").read_bytes()
+    real = loop.loss_terms
+
+    def poisoned(pred, batch, kind, delta):
+        terms = real(pred, batch, kind, delta)
+        terms["forces"] = terms["forces"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(loop, "loss_terms", poisoned)
+    with pytest.raises(loop.TrainingDiverged, match="non-finite loss.*last good checkpoint"):
+        loop.train(config_from_dict(config(tmp_path, max_epochs=2)), resume=True, log=lambda _: None)
+    assert (tmp_path / "run" / "last.ckpt").read_bytes() == good
+    assert load_checkpoint(tmp_path / "run" / "last.ckpt")["epoch"] == 1
+
+
+def test_max_time_budget_stops_training(tmp_path):
+    summary = loop.train(config_from_dict(config(tmp_path, max_epochs=50, max_time="1s")), log=lambda _: None)
+    assert summary["stop_reason"] == "max_time" and summary["epochs"] < 50
+    assert (tmp_path / "run" / "best.ckpt").exists()
+
+
+def test_corrupt_and_foreign_checkpoints(tmp_path):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"PK\x03\x04 this is not a checkpoint")
+    with pytest.raises(MLANetInputError, match="corrupt or unreadable checkpoint"):
+        load_model(bad)
+    torch.save({"format": "mlanet_lammps.checkpoint", "version": 999}, tmp_path / "future.ckpt")
+    with pytest.raises(MLANetInputError, match="format version 999"):
+        load_model(tmp_path / "future.ckpt")
+    torch.save({"weights": 1}, tmp_path / "other.ckpt")
+    with pytest.raises(MLANetInputError, match="not an MLANet checkpoint"):
+        load_model(tmp_path / "other.ckpt")
+    assert eval_main([str(bad), str(WATER)]) == 2
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"model": {"cutoff": 25.0}}, "model.cutoff = 25.0"),
+    ({"model": {"chanels": 8}}, "unknown key(s) model.chanels"),
+    ({"training": {"lr_schedule": "cyclic"}}, "lr_schedule = 'cyclic' unknown"),
+    ({"training": {"max_time": "ten minutes"}}, "cannot read duration"),
+    ({"extra": {}}, "unknown section(s) extra"),
+])
+def test_config_errors(tmp_path, change, message):
+    raw = config(tmp_path)
+    for section, values in change.items():
+        raw.setdefault(section, {}).update(values)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(MLANetInputError) as err:
+        load_config(path)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert train_main([str(path)]) == 2
+
+
+def test_train_and_eval_cli(tmp_path, capsys):
+    raw = config(tmp_path, max_epochs=1)
+    raw["data"]["train_file"] = "water.extxyz"  # relative to the config file
+    (tmp_path / "water.extxyz").write_bytes(WATER.read_bytes())
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(raw))
+    assert train_main([str(tmp_path / "cfg.yaml")]) == 0
+    ckpt = tmp_path / "run" / "best.ckpt"
+    out_json, plot = tmp_path / "eval.json", tmp_path / "parity.png"
+    assert eval_main([str(ckpt), str(WATER), "--json", str(out_json), "--plot", str(plot)]) == 0
+    table = capsys.readouterr().out
+    metrics = json.loads(out_json.read_text())
+    assert metrics["frames"] == 40 and f"{metrics['forces_rmse']:.3f}" in table
+    assert plot.stat().st_size > 10_000 and plot.read_bytes()[:4] == b"\x89PNG"
+    frames = read_frames(WATER)
+    direct, _ = evaluate_frames(load_model(ckpt), frames)
+    assert metrics["energy_mae"] == pytest.approx(direct["energy_mae"], rel=1e-9)
+    assert np.isfinite(metrics["forces_mae"])

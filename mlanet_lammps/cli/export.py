@@ -1,0 +1,31 @@
+"""mlanet-export MODEL.ckpt -o NAME.mliap.pt: write the LAMMPS `pair_style mliap unified` model and include snippet."""
+
+import argparse
+import sys
+
+from . import run_cli
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="mlanet-export", description=__doc__)
+    parser.add_argument("checkpoint", help="trained model (.ckpt from mlanet-train)")
+    parser.add_argument("-o", "--output", required=True, help="model file for LAMMPS, e.g. water.mliap.pt")
+    parser.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                        help="float32 is faster for MD; float64 for exact comparisons")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (each MPI rank takes GPU "
+                        "local_rank %% n_gpus)")
+    parser.add_argument("--skin", type=float, default=1.0, help="neighbor skin in Å written to the snippet")
+    parser.add_argument("--no-prune", action="store_true", help="evaluate every layer on every ghost pair")
+    args = parser.parse_args(argv)
+
+    def run() -> int:
+        from ..lammps.export import export
+        model, snippet = export(args.checkpoint, args.output, args.dtype, args.device, args.skin, not args.no_prune)
+        print(f"wrote {model}\nwrote {snippet}  (include it in your LAMMPS input)")
+        return 0
+
+    return run_cli(run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

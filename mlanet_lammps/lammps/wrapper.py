@@ -1,0 +1,145 @@
+"""`MLIAPUnified` subclass that LAMMPS' `pair_style mliap unified FILE 1` loads: LAMMPS pairs -> MLANet -> fij.
+
+LAMMPS calls `compute_forces(data)` with the (ghost-augmented) pair list of one MPI rank: data.rij [P,3] = x_j - x_i
+(Å), data.pair_i / data.pair_j [P] atom indices (locals first, then ghosts), data.elems [ntotal] element index from
+`pair_coeff`, data.nlocal, data.ntotal. We set data.energy (sum of E_i over local atoms, eV), data.eatoms (E_i of
+the list atoms) and call data.update_pair_forces(fij) with fij = dE/d rij (eV/Å); LAMMPS adds fij to atom i,
+subtracts it from j, tallies the virial and reverse-communicates ghost forces.
+"""
+
+import io
+import os
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+from ase.data import chemical_symbols
+
+try:
+    from lammps.mliap.mliap_unified_abc import MLIAPUnified
+except ImportError:  # exporting on a machine without the LAMMPS Python module: LAMMPS only reads these attributes
+    class MLIAPUnified:  # type: ignore[no-redef]
+        def __init__(self, interface=None, element_types=None, ndescriptors=None, nparams=None, rcutfac=None):
+            self.interface, self.element_types = interface, element_types
+            self.ndescriptors, self.nparams, self.rcutfac = ndescriptors, nparams, rcutfac
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+class MLANetLammpsError(RuntimeError):
+    """A LAMMPS set-up problem, reported by LAMMPS as a Python error in compute_forces."""
+
+
+def local_rank() -> int:
+    """Rank of this process among the MPI ranks on the same node (mpi4py's shared-memory communicator)."""
+    try:
+        from mpi4py import MPI
+        return MPI.COMM_WORLD.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
+    except ImportError:
+        for var in ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "PMI_LOCAL_RANK"):
+            if var in os.environ:
+                return int(os.environ[var])
+        return 0
+
+
+def resolve_device(device: str) -> torch.device:
+    """'cpu', 'cuda', 'cuda:N' or 'auto'; plain 'cuda'/'auto' put each rank on GPU local_rank % n_gpus."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise MLANetLammpsError("model exported with --device cuda but this LAMMPS process sees no CUDA GPU; "
+                                    "re-export with --device cpu (or auto)")
+        if device == "cuda":
+            device = f"cuda:{local_rank() % torch.cuda.device_count()}"
+    return torch.device(device)
+
+
+class MLANetMLIAP(MLIAPUnified):
+    """MLANet for `pair_style mliap unified FILE 1` (needs `newton on` and comm_modify cutoff >= layers x r_cut + skin).
+
+    Args:
+        scripted: TorchScript `LammpsMLANet`.
+        elements: chemical symbols of the model's species, in species-index order.
+        cutoff: model cutoff r_cut in Å (LAMMPS uses 2 * rcutfac = r_cut).
+        num_layers: message-passing layers (receptive field num_layers x r_cut).
+        dtype: 'float64' or 'float32' (dtype of the scripted weights).
+        device: 'cpu', 'cuda', 'cuda:N' or 'auto'.
+        metadata: provenance (package version, training data hash, metrics, ...).
+        prune: evaluate deep layers only near local atoms (exact; see LammpsMLANet).
+    """
+
+    def __init__(self, scripted: torch.jit.ScriptModule, elements: List[str], cutoff: float, num_layers: int,
+                 dtype: str, device: str = "auto", metadata: Optional[Dict[str, Any]] = None, prune: bool = True):
+        # every element is offered to pair_coeff so that a type the model does not know gets our clear error
+        offered = list(elements) + [s for s in chemical_symbols[1:] if s not in elements]
+        super().__init__(None, element_types=offered, ndescriptors=1, nparams=1, rcutfac=0.5 * float(cutoff))
+        self.elements = list(elements)
+        self.cutoff, self.num_layers = float(cutoff), int(num_layers)
+        self.dtype, self.device, self.prune = dtype, device, prune
+        self.metadata = dict(metadata or {})
+        buf = io.BytesIO()
+        torch.jit.save(scripted, buf)
+        self.model_bytes = buf.getvalue()
+        self._module: Optional[torch.jit.ScriptModule] = None
+        self.pairs_evaluated = 0
+        self.pairs_total = 0
+
+    # TorchScript modules do not pickle: keep the serialised bytes, load lazily on the device of this rank
+    def __getstate__(self) -> Dict[str, Any]:
+        state = self.__dict__.copy()
+        state["interface"] = None
+        state["_module"] = None
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def module(self) -> torch.jit.ScriptModule:
+        if self._module is None:
+            device = resolve_device(self.device)
+            module = torch.jit.load(io.BytesIO(self.model_bytes), map_location=device)
+            found = {p.dtype for p in module.parameters()}
+            if found != {DTYPES[self.dtype]}:
+                raise MLANetLammpsError(f"model file declares {self.dtype} but its weights are {sorted(map(str, found))}: "
+                                        "the file is inconsistent; re-export it with mlanet-export --dtype")
+            self._module, self._torch_device = module.eval(), device
+        return self._module
+
+    def compute_descriptors(self, data):
+        pass
+
+    def compute_gradients(self, data):
+        pass
+
+    def species(self, elems: np.ndarray) -> torch.Tensor:
+        """LAMMPS element indices (from pair_coeff) -> model species; unknown/NULL types are an error."""
+        if elems.size and (elems.min() < 0 or elems.max() >= len(self.elements)):
+            bad = sorted({int(e) for e in elems if e < 0 or e >= len(self.elements)})
+            names = ", ".join("NULL" if e < 0 else self.element_types[e] for e in bad)
+            raise MLANetLammpsError(f"pair_coeff maps LAMMPS atom types to {names}, which this MLANet model does not "
+                                    f"know (it knows {' '.join(self.elements)}); fix pair_coeff * * so every type maps "
+                                    "to one of these elements")
+        return torch.from_numpy(elems.astype(np.int64))
+
+    def compute_forces(self, data):
+        module = self.module()
+        device, dtype = self._torch_device, DTYPES[self.dtype]
+        nlocal, npairs, nlist = int(data.nlocal), int(data.npairs), int(data.nlistatoms)
+        species = self.species(np.asarray(data.elems)).to(device)
+        if npairs > 0:
+            rij = torch.from_numpy(np.array(data.rij, dtype=np.float64)).to(device=device, dtype=dtype)
+            pair_i = torch.from_numpy(data.pair_i.astype(np.int64)).to(device)
+            pair_j = torch.from_numpy(data.pair_j.astype(np.int64)).to(device)
+        else:
+            rij = torch.zeros((0, 3), dtype=dtype, device=device)
+            pair_i = pair_j = torch.zeros(0, dtype=torch.long, device=device)
+        energy, fij, evaluated = module(rij, pair_i, pair_j, species, nlocal, self.prune)
+        e = energy.detach().to("cpu", torch.float64).numpy()
+        data.energy = float(e[:nlocal].sum())
+        if nlist > 0:
+            data.eatoms = np.ascontiguousarray(e[np.asarray(data.iatoms)[:nlist]])
+        if npairs > 0:
+            data.update_pair_forces(np.ascontiguousarray(fij.detach().to("cpu", torch.float64).numpy()))
+        self.pairs_evaluated += evaluated
+        self.pairs_total += self.num_layers * npairs

@@ -1,0 +1,114 @@
+"""LAMMPS (pair_style mliap unified, exported MLANet) against the ASE calculator, and across MPI rank counts,
+in float64: energies, per-atom energies, forces and virial pressure."""
+
+import ase
+import ase.build
+import ase.io
+import numpy as np
+import pytest
+
+from mlanet_lammps.calculator import MLANetCalculator
+from mlanet_lammps.lammps.export import export
+from mlanet_lammps.train.checkpoint import save_checkpoint
+from tests.conftest import FORMATE, WATER, make_model
+from tests.lammps.conftest import NKTV2P_METAL, run_lammps, single_point
+
+pytestmark = pytest.mark.lammps
+ELEMENTS = ["H", "C", "O", "Cu"]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """A random-weight float64 MLANet (2 layers, r_cut 4 Å) exported for LAMMPS, and its ASE calculator."""
+    root = tmp_path_factory.mktemp("model")
+    model = make_model([1, 6, 8, 29], cutoff=4.0)
+    save_checkpoint(root / "model.ckpt", model.config, model.state_dict())
+    export(root / "model.ckpt", root / "model.mliap.pt", dtype="float64", device="cpu")
+    return root, MLANetCalculator(model)
+
+
+def copy_model(root, workdir):
+    for name in ("model.mliap.pt", "model.lammps.in"):
+        (workdir / name).write_bytes((root / name).read_bytes())
+
+
+def systems():
+    water = ase.io.read(WATER, 0)
+    small = water[:24].copy()
+    small.set_cell([[7.0, 0.0, 0.0], [1.2, 7.3, 0.0], [0.8, -0.6, 7.6]], scale_atoms=False)  # triclinic, < comm cutoff
+    small.wrap()
+    cu = ase.build.bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 2, 2))  # 7.2 Å box, smaller than the ghost shell
+    cu.rattle(0.05, seed=4)
+    cu.wrap()
+    return {"water": water, "formate_slab": ase.io.read(FORMATE, 3), "triclinic_small_water": small, "cu_small": cu}
+
+
+SYSTEMS = systems()
+
+
+@pytest.mark.parametrize("name", list(SYSTEMS))
+def test_lammps_matches_ase(exported, tmp_path, name):
+    root, calc = exported
+    copy_model(root, tmp_path)
+    atoms = SYSTEMS[name].copy()
+    order = [e for e in ELEMENTS if e in set(atoms.get_chemical_symbols())]
+    lmp = single_point(tmp_path, atoms, order)
+    atoms.calc = calc
+    energy, forces, energies = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_potential_energies()
+    stress = atoms.get_stress()  # xx yy zz yz xz xy, eV/Å^3
+    assert lmp["energy"] == pytest.approx(energy, rel=1e-10)
+    np.testing.assert_allclose(lmp["energies"], energies, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(lmp["forces"], forces, rtol=1e-8, atol=1e-8 * np.abs(forces).max())
+    pressure_ase = -np.array([stress[0], stress[1], stress[2], stress[5], stress[4], stress[3]]) * NKTV2P_METAL
+    np.testing.assert_allclose(lmp["pressure"], pressure_ase, rtol=1e-8, atol=1e-8 * np.abs(pressure_ase).max())
+
+
+def test_type_order_follows_pair_coeff(exported, tmp_path):
+    """pair_coeff * * O H and * * H O with the matching data files give the same physics."""
+    root, calc = exported
+    water = SYSTEMS["water"]
+    results = []
+    for order in (["O", "H"], ["H", "O"]):
+        work = tmp_path / "".join(order)
+        work.mkdir()
+        copy_model(root, work)
+        results.append(single_point(work, water, order))
+    assert results[0]["energy"] == pytest.approx(results[1]["energy"], rel=1e-12)
+    np.testing.assert_allclose(results[0]["forces"], results[1]["forces"], atol=1e-12)
+
+
+@pytest.mark.parametrize("nprocs", [2, 4])
+def test_mpi_ranks_agree_on_water(exported, tmp_path, nprocs):
+    root, _ = exported
+    ref_dir, run_dir = tmp_path / "np1", tmp_path / f"np{nprocs}"
+    for d in (ref_dir, run_dir):
+        d.mkdir()
+        copy_model(root, d)
+    ref = single_point(ref_dir, SYSTEMS["water"], ["H", "O"], 1)
+    out = single_point(run_dir, SYSTEMS["water"], ["H", "O"], nprocs)
+    assert out["energy"] == pytest.approx(ref["energy"], rel=1e-12)
+    np.testing.assert_allclose(out["forces"], ref["forces"], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(out["energies"], ref["energies"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(out["pressure"], ref["pressure"], rtol=1e-9, atol=1e-6)
+
+
+def test_mpi_with_empty_rank_and_isolated_atom(exported, tmp_path):
+    """Slab along z split over 4 ranks: one rank owns no atom, another owns only an atom with no neighbours."""
+    root, calc = exported
+    slab = ase.io.read(FORMATE, 3)
+    slab += ase.Atom("H", (5.0, 5.0, 25.0))  # > r_cut from everything, periodic images included
+    results = {}
+    for nprocs, grid in ((1, ""), (4, "processors 1 1 4")):
+        work = tmp_path / f"np{nprocs}"
+        work.mkdir()
+        copy_model(root, work)
+        results[nprocs] = single_point(work, slab, ELEMENTS, nprocs, grid)
+        log = (work / "log.lammps").read_text()
+        if nprocs == 4:
+            assert "1 by 1 by 4 MPI processor grid" in log
+    slab.calc = calc
+    assert results[4]["energy"] == pytest.approx(results[1]["energy"], rel=1e-12)
+    assert results[4]["energy"] == pytest.approx(slab.get_potential_energy(), rel=1e-10)
+    np.testing.assert_allclose(results[4]["forces"], results[1]["forces"], atol=1e-8)
+    np.testing.assert_allclose(results[4]["forces"][-1], 0.0, atol=1e-14)  # the isolated atom
+    assert results[4]["energies"][-1] == pytest.approx(slab.get_potential_energies()[-1], rel=1e-12)

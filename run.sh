@@ -51,13 +51,17 @@ demo() {
     else
         "$VENV/bin/mlanet-train" examples/water/train.yaml
     fi
-    log "evaluating on all 40 bundled frames"
-    "$VENV/bin/mlanet-eval" "$run/best.ckpt" examples/water/water_40frames.extxyz --json "$run/eval.json" --plot "$run/parity.png"
+    log "evaluating on the held-out validation frames ($run/valid.extxyz)"
+    "$VENV/bin/mlanet-eval" "$run/best.ckpt" "$run/valid.extxyz" --json "$run/eval.json" --plot "$run/parity.png"
     log "exporting for LAMMPS"
     "$VENV/bin/mlanet-export" "$run/best.ckpt" -o "$run/water.mliap.pt" --dtype float32
-    log "LAMMPS MD of the water box: 1 MPI rank, then 2"
-    (cd "$run" && "$VENV/bin/lmp" -in ../../lammps_inputs/water_nvt_nve.in -var model water -var steps 100 -log log.1rank.lammps \
-        && mpirun -np 2 "$VENV/bin/lmp" -in ../../lammps_inputs/water_nvt_nve.in -var model water -var steps 100 -log log.2rank.lammps)
+    log "LAMMPS MD of the water box (NVT then NVE): 1 MPI rank, then 2"
+    (cd lammps_inputs \
+        && "$VENV/bin/lmp" -in water_nvt_nve.in -var model "../$run/water" -var nvt_steps 200 -var nve_steps 200 \
+            -log "../$run/log.1rank.lammps" \
+        && mpirun -np 2 "$VENV/bin/lmp" -in water_nvt_nve.in -var model "../$run/water" -var nvt_steps 200 \
+            -var nve_steps 200 -log "../$run/log.2rank.lammps") | grep -E "^(Loop time|Performance|NVE energy drift)"
+    echo "demo outputs in $run: best.ckpt, metrics.csv, eval.json, parity.png, water.mliap.pt, water.lammps.in, log.*.lammps"
 }
 
 cmd=${1:-demo}

@@ -27,7 +27,8 @@ def main(argv=None) -> int:
 
         from ..data.io import read_frames
         from ..evaluate import evaluate_frames
-        from ..train.checkpoint import atomic_write_bytes, load_model
+        from ..fileio import atomic_write_bytes
+        from ..train.checkpoint import load_model
         from ..train.metrics import format_table, parity_plot
 
         dtype = torch.float64 if args.dtype == "float64" else torch.float32

@@ -1,8 +1,9 @@
 """Read and validate extended-XYZ structures (ASE) into `Frame`s, with one-line errors naming file, frame and fix."""
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional
+from typing import Iterable, List, Optional, Sequence
 
 import ase
 import ase.io
@@ -10,6 +11,7 @@ import numpy as np
 import vesin
 
 from ..errors import MLANetInputError
+from ..fileio import atomic_write_bytes
 
 MIN_DISTANCE = 0.1  # Å: closer atoms are rejected as overlapping
 
@@ -31,12 +33,31 @@ class Frame:
     def num_atoms(self) -> int:
         return len(self.numbers)
 
+    def to_atoms(self) -> ase.Atoms:
+        """ASE Atoms with the labels attached as single-point results."""
+        from ase.calculators.singlepoint import SinglePointCalculator
+
+        atoms = ase.Atoms(numbers=self.numbers, positions=self.positions, cell=self.cell, pbc=self.pbc)
+        results = {k: v for k, v in (("energy", self.energy), ("forces", self.forces)) if v is not None}
+        if self.stress is not None:
+            s = self.stress
+            results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+        atoms.calc = SinglePointCalculator(atoms, **results)
+        return atoms
+
     @classmethod
     def from_atoms(cls, atoms: ase.Atoms, source: str = "", energy: Optional[float] = None,
                    forces: Optional[np.ndarray] = None, stress: Optional[np.ndarray] = None) -> "Frame":
         return cls(atoms.get_atomic_numbers().copy(), np.array(atoms.get_positions(), dtype=np.float64),
                    np.array(atoms.get_cell()[:], dtype=np.float64), np.array(atoms.get_pbc(), dtype=bool),
                    energy, forces, stress, source)
+
+
+def write_frames(path: str | Path, frames: Sequence[Frame]) -> None:
+    """Write frames (with labels) as extended XYZ, atomically."""
+    buf = io.StringIO()
+    ase.io.write(buf, [f.to_atoms() for f in frames], format="extxyz")
+    atomic_write_bytes(path, buf.getvalue().encode())
 
 
 def _label(atoms: ase.Atoms, key: str, per_atom: bool):

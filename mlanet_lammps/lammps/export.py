@@ -11,7 +11,8 @@ from e3nn.util.jit import script
 
 from .. import __version__
 from ..errors import MLANetInputError
-from ..train.checkpoint import atomic_write_bytes, load_checkpoint, model_from_payload
+from ..fileio import atomic_write_bytes
+from ..train.checkpoint import load_checkpoint, model_from_payload
 from .module import LammpsMLANet
 from .wrapper import DTYPES, MLANetMLIAP
 

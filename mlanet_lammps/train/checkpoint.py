@@ -1,8 +1,6 @@
 """Versioned checkpoints, written atomically (temp file + fsync + rename) so a crash never loses the previous one."""
 
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict
 
@@ -10,27 +8,11 @@ import torch
 
 from .. import __version__
 from ..errors import MLANetInputError
+from ..fileio import atomic_write_bytes
 from ..model.mlanet import MLANet, ModelConfig
 
 FORMAT = "mlanet_lammps.checkpoint"
 VERSION = 1
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` via a temporary file in the same directory and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_checkpoint(path: str | Path, model_config: ModelConfig, model_state: Dict[str, torch.Tensor],

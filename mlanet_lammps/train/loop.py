@@ -17,11 +17,12 @@ from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from ..data.batch import GraphBatch, collate, frame_to_graph
-from ..data.io import Frame, read_frames
+from ..data.io import Frame, read_frames, write_frames
 from ..errors import MLANetInputError
 from ..model.mlanet import MLANet, ModelConfig
 from ..predict import Prediction, predict
-from .checkpoint import atomic_write_bytes, load_checkpoint, save_checkpoint
+from ..fileio import atomic_write_bytes
+from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, parse_duration
 from .metrics import ErrorAccumulator
 from .statistics import average_neighbors, force_rms, reference_energies, split_indices
@@ -51,6 +52,7 @@ def file_sha256(paths: Sequence[Optional[str]]) -> str:
 class PreparedData:
     train: List[GraphBatch]
     valid: List[GraphBatch]
+    valid_frames: List[Frame]
     model_config: ModelConfig
     data_hash: str
 
@@ -83,7 +85,7 @@ def prepare_data(cfg: Config) -> PreparedData:
         readout_hidden=m.readout_hidden,
         avg_num_neighbors=average_neighbors([g.edge_index.shape[1] for g in train], [int(g.num_atoms) for g in train]),
         reference_energies=reference_energies(train_frames, atomic_numbers), energy_scale=force_rms(train_frames))
-    return PreparedData(train, valid, model_config, file_sha256([d.train_file, d.valid_file]))
+    return PreparedData(train, valid, valid_frames, model_config, file_sha256([d.train_file, d.valid_file]))
 
 
 def loss_terms(pred: Prediction, batch: GraphBatch, kind: str, delta: float) -> Dict[str, torch.Tensor]:
@@ -323,6 +325,7 @@ def train(cfg: Config, resume: bool = False, log: Callable[[str], None] = print)
     elif last.exists():
         raise MLANetInputError(str(last), "output_dir already holds a training run",
                                "pass --resume to continue it, or choose another training.output_dir")
+    write_frames(Path(t.output_dir) / "valid.extxyz", data.valid_frames)  # for mlanet-eval on exactly these frames
     n_train, n_valid = len(data.train), len(data.valid)
     log(f"{n_train} training / {n_valid} validation frames; elements {data.model_config.atomic_numbers}; "
         f"{sum(p.numel() for p in trainer.model.parameters())} parameters; device {trainer.device}, {t.dtype}")

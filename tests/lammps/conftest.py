@@ -37,12 +37,15 @@ def write_data(atoms, path: Path, elements) -> None:
 
 
 def run_lammps(workdir: Path, script: str, nprocs: int = 1, timeout: int = 600, check: bool = True,
-               env_extra=None) -> subprocess.CompletedProcess:
-    """Run `script` with lmp on `nprocs` MPI ranks (oversubscribed if needed) in `workdir`."""
+               variables=None) -> subprocess.CompletedProcess:
+    """Run `script` with lmp on `nprocs` MPI ranks (oversubscribed if needed) in `workdir`; `variables` are
+    passed as -var NAME VALUE."""
     lmp = require_lammps()
     (workdir / "in.lammps").write_text(script)
     cmd = ["mpirun", "-np", str(nprocs), str(lmp), "-in", "in.lammps", "-log", "log.lammps"]
-    env = dict(os.environ, OMP_NUM_THREADS="1", **(env_extra or {}))
+    for name, value in (variables or {}).items():
+        cmd += ["-var", name, str(value)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"LAMMPS failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
@@ -54,7 +57,16 @@ def read_thermo(log: str) -> dict:
     lines = log.splitlines()
     header = max(i for i, line in enumerate(lines) if line.split()[:1] == ["Step"])
     cols = lines[header].split()
-    return dict(zip(cols, map(float, lines[header + 1].split())))
+    rows = []
+    for line in lines[header + 1:]:
+        try:
+            rows.append([float(x) for x in line.split()])
+        except ValueError:
+            break
+        if len(rows[-1]) != len(cols):
+            rows.pop()
+            break
+    return dict(zip(cols, rows[-1]))
 
 
 def read_dump(path: Path) -> np.ndarray:

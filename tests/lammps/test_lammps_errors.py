@@ -1,0 +1,92 @@
+"""Bad LAMMPS set-ups give a clear error instead of a crash or silently wrong forces."""
+
+import io
+
+import pytest
+import torch
+
+from mlanet_lammps.errors import MLANetInputError
+from mlanet_lammps.lammps.export import export
+from mlanet_lammps.lammps.module import LammpsMLANet
+from mlanet_lammps.lammps.wrapper import MLANetLammpsError, MLANetMLIAP
+from mlanet_lammps.train.checkpoint import save_checkpoint
+from tests.conftest import make_model
+from tests.lammps.conftest import run_lammps, write_data
+
+ELEMENTS = ["H", "O"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("errmodel")
+    model = make_model([1, 8], cutoff=3.5, channels=4, l_max=1)
+    save_checkpoint(root / "m.ckpt", model.config, model.state_dict())
+    export(root / "m.ckpt", root / "m.mliap.pt", dtype="float64", device="cpu")
+    return root
+
+
+BASE = """units metal
+atom_style atomic
+read_data water.data
+variable mlanet_elements string "{elements}"
+include m.lammps.in
+{extra}
+run 0
+"""
+
+
+def lammps_error(model_dir, tmp_path, water_atoms, elements="O H", extra=""):
+    for name in ("m.mliap.pt", "m.lammps.in"):
+        (tmp_path / name).write_bytes((model_dir / name).read_bytes())
+    write_data(water_atoms, tmp_path / "water.data", ["O", "H"])
+    proc = run_lammps(tmp_path, BASE.format(elements=elements, extra=extra), check=False)
+    assert proc.returncode != 0
+    return proc.stdout + proc.stderr
+
+
+@pytest.mark.lammps
+def test_type_mapped_to_element_the_model_does_not_know(model_dir, tmp_path, water_atoms):
+    out = lammps_error(model_dir, tmp_path, water_atoms, elements="O N")
+    assert "pair_coeff maps LAMMPS atom types to N, which this MLANet model does not know (it knows H O)" in out
+
+
+@pytest.mark.lammps
+def test_type_mapped_to_null(model_dir, tmp_path, water_atoms):
+    out = lammps_error(model_dir, tmp_path, water_atoms, elements="O NULL")
+    assert "All pair coeffs are not set" in out  # LAMMPS itself stops before the model runs
+
+
+@pytest.mark.lammps
+def test_newton_off_is_refused(model_dir, tmp_path, water_atoms):
+    out = lammps_error(model_dir, tmp_path, water_atoms, extra="newton off on")
+    assert "requires newton pair on" in out
+
+
+def test_dtype_mismatch_in_model_file_is_reported():
+    model = make_model([1, 8], cutoff=3.5, channels=4, l_max=1)
+    from e3nn.util.jit import script
+    scripted = script(LammpsMLANet(model.to(torch.float32)))
+    wrapper = MLANetMLIAP(scripted, ELEMENTS, 3.5, 2, "float64", "cpu")
+    buf = io.BytesIO()
+    torch.save(wrapper, buf)
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=False)
+    with pytest.raises(MLANetLammpsError, match="declares float64 but its weights are.*re-export"):
+        loaded.module()
+
+
+def test_export_rejects_bad_arguments(model_dir, tmp_path):
+    with pytest.raises(MLANetInputError, match="ending in .pt"):
+        export(model_dir / "m.ckpt", tmp_path / "m.pkl")
+    with pytest.raises(MLANetInputError, match="unknown dtype"):
+        export(model_dir / "m.ckpt", tmp_path / "m.pt", dtype="float16")
+    with pytest.raises(MLANetInputError, match="checkpoint not found"):
+        export(tmp_path / "none.ckpt", tmp_path / "m.pt")
+
+
+def test_cuda_request_without_gpu_is_clear():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    from mlanet_lammps.lammps.wrapper import resolve_device
+    with pytest.raises(MLANetLammpsError, match="sees no CUDA GPU; re-export with --device cpu"):
+        resolve_device("cuda")

@@ -93,8 +93,9 @@ class MLANet(nn.Module):
             if hop is None:
                 h = layer(h, z, sh, radial, env, center, neighbor)
             else:
-                keep = torch.nonzero(hop[center] <= self.num_layers - 1 - k).squeeze(-1)
-                h = layer(h, z, sh[keep], radial[keep], env[keep], center[keep], neighbor[keep])
+                keep = torch.nonzero(hop.index_select(0, center) <= self.num_layers - 1 - k).squeeze(-1)
+                h = layer(h, z, sh.index_select(0, keep), radial.index_select(0, keep), env.index_select(0, keep),
+                          center.index_select(0, keep), neighbor.index_select(0, keep))
             scalars.append(h[:, :self.num_scalars])
         e = self.readout(torch.cat(scalars, dim=-1)).squeeze(-1)
         return self.energy_scale(e, species)

@@ -47,11 +47,23 @@ class LammpsMLANet(nn.Module):
             energy, fij = self.energy_grad(rij, species, edge_index, mask, None)
             return energy, fij, self.num_layers * int(rij.shape[0])
         hop = hop_distance(pair_i, pair_j, ntotal, nlocal, self.num_layers)
-        keep = torch.nonzero(hop[pair_i] <= self.num_layers - 1).squeeze(-1)
-        edge_index = torch.stack([pair_i[keep], pair_j[keep]])
-        energy, fij_kept = self.energy_grad(rij[keep], species, edge_index, mask, hop)
+        keep = torch.nonzero(hop.index_select(0, pair_i) <= self.num_layers - 1).squeeze(-1)
+        pi, pj = pair_i.index_select(0, keep), pair_j.index_select(0, keep)
+        # compact the atoms to the local ones and those the kept pairs touch (node work scales with this set)
+        used_mask = torch.zeros(ntotal, dtype=torch.bool, device=species.device)
+        used_mask[:nlocal] = True
+        used_mask[pi] = True
+        used_mask[pj] = True
+        used = torch.nonzero(used_mask).squeeze(-1)
+        remap = torch.full((ntotal,), -1, dtype=torch.long, device=species.device)
+        remap[used] = torch.arange(used.shape[0], device=species.device)
+        edge_index = torch.stack([remap.index_select(0, pi), remap.index_select(0, pj)])
+        sub_hop = hop.index_select(0, used)
+        energy_used, fij_kept = self.energy_grad(rij.index_select(0, keep), species.index_select(0, used), edge_index,
+                                                 mask.index_select(0, used), sub_hop)
+        energy = torch.zeros(ntotal, dtype=rij.dtype, device=rij.device).index_copy_(0, used, energy_used)
         fij = torch.zeros_like(rij).index_copy_(0, keep, fij_kept)
-        centre_hop = hop[edge_index[0]]
+        centre_hop = sub_hop.index_select(0, edge_index[0])
         evaluated = 0
         for k in range(self.num_layers):
             evaluated += int((centre_hop <= self.num_layers - 1 - k).sum())

@@ -19,7 +19,7 @@ LAMMPS_TAG=stable_4Jul2026                 # upstream git tag of that release
 LAMMPS_DEB_VERSION=20260704+dfsg-2         # Debian source package carrying it
 LAMMPS_TARBALL=lammps_20260704+dfsg.orig.tar.gz
 LAMMPS_SHA256=cddbc45a047416bd48a4a0b87f24a5b61b3446982b74d18cafe619c22b17eb62
-SCRIPT_REV=1                               # bump to invalidate all build-cache keys
+SCRIPT_REV=2                               # bump to invalidate all build-cache keys
 
 # LAMMPS packages whose sources are always extracted (cheap; lets users switch
 # them on with --cmake-arg without re-extracting); packages named PKG_X=ON in
@@ -94,8 +94,8 @@ T_START=$(date +%s)
 # ----------------------------------------------------------------------------
 # prerequisites
 # ----------------------------------------------------------------------------
-APT_DEPS="cmake g++ make mpich libmpich-dev"
-if [[ $INSTALL_DEPS == 1 ]]; then
+APT_DEPS="cmake g++ make patch mpich libmpich-dev"
+if [[ $INSTALL_DEPS == 1 ]] && ! dpkg -s $APT_DEPS >/dev/null 2>&1; then
   SUDO=""; [[ $(id -u) == 0 ]] || SUDO="sudo"
   log "installing build prerequisites: $APT_DEPS"
   $SUDO apt-get update
@@ -308,6 +308,25 @@ preset_files() {  # the preset plus any preset it include()s from the same folde
   sed -n -E 's/^[[:space:]]*include[[:space:]]*\([[:space:]]*"?\$\{CMAKE_CURRENT_LIST_DIR\}\/([^")[:space:]]+)"?.*/\1/p' "$PRESET" |
     while read -r inc; do [[ -f "$(dirname "$PRESET")/$inc" ]] && echo "$(dirname "$PRESET")/$inc"; done
 }
+# our fixes to the LAMMPS source (cmake/patches/*.patch, applied in name order; see each file's header)
+PATCHES=()
+for f in "$SCRIPT_DIR"/patches/*.patch; do [[ -f $f ]] && PATCHES+=("$f"); done
+patches_id() { cat "${PATCHES[@]+"${PATCHES[@]}"}" /dev/null | sha256sum | cut -c1-12; }
+
+apply_patches() {  # apply each patch once to $1; a patch already in the source is skipped
+  local dir=$1 p
+  for p in "${PATCHES[@]+"${PATCHES[@]}"}"; do
+    if patch -d "$dir" -p1 -R --dry-run -s -f < "$p" >/dev/null 2>&1; then
+      continue
+    elif patch -d "$dir" -p1 --dry-run -s -f < "$p" >/dev/null 2>&1; then
+      log "applying $(basename "$p")"
+      patch -d "$dir" -p1 -s -f < "$p" || die "could not apply $p to $dir"
+    else
+      warn "$(basename "$p") does not apply to $dir (another LAMMPS version?): building without it"
+    fi
+  done
+}
+
 CXX_BIN=$(command -v "${CXX:-g++}")
 KEY_INPUT=$(
   echo "rev=$SCRIPT_REV"
@@ -319,6 +338,7 @@ KEY_INPUT=$(
   echo "cmake=$(cmake --version | head -1)"
   echo "venv=$VENV"
   printf 'arg=%s\n' "${EXTRA_CMAKE_ARGS[@]+"${EXTRA_CMAKE_ARGS[@]}"}"
+  echo "patches=$(patches_id)"
 )
 KEY=$(sha256sum <<<"$KEY_INPUT" | cut -c1-12)
 BUILD_DIR="$CACHE/build/${SRC_LABEL}-${KEY}"
@@ -440,6 +460,9 @@ if [[ -z "$SRC_DIR" ]]; then
     log "extracted ($(du -sh "$SRC_DIR" | cut -f1))"
   fi
 fi
+
+command -v patch >/dev/null || die "patch not found -> run: apt-get install -y patch"
+apply_patches "$SRC_DIR"
 
 # ----------------------------------------------------------------------------
 # build-time Python requirement: Cython (for ML-IAP's Python coupling)

@@ -21,7 +21,7 @@ class ModelConfig:
     num_basis: int = 8
     trainable_basis: bool = False
     envelope_p: int = 6
-    l_max: int = 2
+    l_max: int = 1
     channels: int = 32
     num_layers: int = 2
     embed_dim: int = 16

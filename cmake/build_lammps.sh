@@ -391,8 +391,33 @@ EOF
   fi
 }
 
+# lmp wrapper: LAMMPS' embedded interpreter locates its prefix via `python3` on
+# PATH (CPython's default program name), so an un-activated `.venv/bin/lmp`
+# would run with the base interpreter's site-packages. The wrapper puts the venv
+# first on PATH (as `activate` does) and execs the real binary, lmp.bin.
+# It also keeps glibc from returning large freed blocks to the kernel (mmap and
+# trim thresholds): the model allocates tensors of hundreds of MB every step, and
+# re-faulting them made large systems ~2x slower (an existing GLIBC_TUNABLES wins).
+write_lmp_wrapper() {
+  if head -c4 "$VENV/bin/lmp" | grep -q 'ELF'; then
+    mv -f "$VENV/bin/lmp" "$VENV/bin/lmp.bin"
+  fi
+  cat > "$VENV/bin/lmp" <<EOF
+#!/bin/sh
+# LAMMPS $SRC_LABEL wrapper written by mlanet_lammps cmake/build_lammps.sh:
+# make the embedded Python interpreter use this virtual environment.
+VIRTUAL_ENV='$VENV'
+PATH="\$VIRTUAL_ENV/bin:\$PATH"
+GLIBC_TUNABLES="\${GLIBC_TUNABLES:-glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295}"
+export VIRTUAL_ENV PATH GLIBC_TUNABLES
+exec "\$VIRTUAL_ENV/bin/lmp.bin" "\$@"
+EOF
+  chmod +x "$VENV/bin/lmp"
+}
+
 if [[ $FORCE == 0 && -f "$STAMP" ]] && install_intact; then
   log "LAMMPS already built and installed into $VENV (build $BUILD_DIR); nothing to do (use --force to rebuild)"
+  write_lmp_wrapper
   verify_install
   log "done in $(( $(date +%s) - T_START )) s"
   exit 0
@@ -492,23 +517,7 @@ rm -f "$BUILD_DIR"/.mlanet-installed-*.tmp
 # (a previous lmp wrapper is replaced by the binary here; recreated below)
 cmake --build "$BUILD_DIR" --target install
 
-# lmp wrapper: LAMMPS' embedded interpreter locates its prefix via `python3` on
-# PATH (CPython's default program name), so an un-activated `.venv/bin/lmp`
-# would run with the base interpreter's site-packages. The wrapper puts the venv
-# first on PATH (as `activate` does) and execs the real binary, lmp.bin.
-if head -c4 "$VENV/bin/lmp" | grep -q 'ELF'; then
-  mv -f "$VENV/bin/lmp" "$VENV/bin/lmp.bin"
-fi
-cat > "$VENV/bin/lmp" <<EOF
-#!/bin/sh
-# LAMMPS $SRC_LABEL wrapper written by mlanet_lammps cmake/build_lammps.sh:
-# make the embedded Python interpreter use this virtual environment.
-VIRTUAL_ENV='$VENV'
-PATH="\$VIRTUAL_ENV/bin:\$PATH"
-export VIRTUAL_ENV PATH
-exec "\$VIRTUAL_ENV/bin/lmp.bin" "\$@"
-EOF
-chmod +x "$VENV/bin/lmp"
+write_lmp_wrapper
 
 # `make install-python`: builds a wheel of python/lammps (bundling liblammps.so)
 # and pip-installs it. install.py uses `python` from PATH when VIRTUAL_ENV is set.

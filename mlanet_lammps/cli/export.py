@@ -3,10 +3,13 @@
 import argparse
 import sys
 
+from ..allocator import reexec_with_tunables
 from . import run_cli
 
 
 def main(argv=None) -> int:
+    if argv is None:  # a real command line (tests pass argv): use the fast allocator settings
+        reexec_with_tunables()
     parser = argparse.ArgumentParser(prog="mlanet-export", description=__doc__)
     parser.add_argument("checkpoint", help="trained model (.ckpt from mlanet-train)")
     parser.add_argument("-o", "--output", required=True, help="model file for LAMMPS, e.g. water.mliap.pt")

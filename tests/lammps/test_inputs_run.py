@@ -1,0 +1,42 @@
+"""Every bundled LAMMPS input runs (a few steps, 1 and 2 ranks) with an exported model: guards the inputs users
+start from against rot. Physics is checked elsewhere; here each run must finish with finite energies."""
+
+import math
+import re
+
+import pytest
+
+from mlanet_lammps.lammps.export import export
+from mlanet_lammps.train.checkpoint import save_checkpoint
+from tests.conftest import ROOT, make_model
+from tests.lammps.conftest import read_thermo, run_lammps
+
+pytestmark = pytest.mark.lammps
+INPUTS = ROOT / "lammps_inputs"
+
+
+@pytest.fixture(scope="module")
+def model_prefix(tmp_path_factory):
+    root = tmp_path_factory.mktemp("inputs")
+    model = make_model([1, 6, 8, 29], cutoff=3.5, channels=4, l_max=1)
+    save_checkpoint(root / "m.ckpt", model.config, model.state_dict())
+    export(root / "m.ckpt", root / "m.mliap.pt", dtype="float32", device="cpu")
+    return root / "m"
+
+
+@pytest.mark.parametrize("name,variables", [
+    ("water_nvt_nve.in", {"nvt_steps": 5, "nve_steps": 5}),
+    ("formate_cu.in", {"steps": 5}),
+    ("triclinic_water.in", {"steps": 5}),
+    ("scaling_water.in", {"rep": 1, "steps": 3}),
+])
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_input_runs(model_prefix, tmp_path, name, variables, nprocs):
+    for data in INPUTS.glob("*.data"):
+        (tmp_path / data.name).write_bytes(data.read_bytes())
+    run_lammps(tmp_path, (INPUTS / name).read_text(), nprocs=nprocs, variables={"model": model_prefix, **variables})
+    log = (tmp_path / "log.lammps").read_text()
+    thermo = read_thermo(log)
+    assert all(math.isfinite(v) for v in thermo.values())
+    grid = re.search(r"(\d+) by (\d+) by (\d+) MPI processor grid", log)
+    assert math.prod(int(g) for g in grid.groups()) == nprocs

@@ -236,7 +236,7 @@ class Trainer:
             loss = self.weighted(loss_terms(pred, batch, t.loss, t.huber_delta))
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
-                    f"non-finite loss ({float(loss)}) at epoch {self.epoch + 1}, step {step + 1}; the last good checkpoint "
+                    f"non-finite loss ({float(loss.detach())}) at epoch {self.epoch + 1}, step {step + 1}; the last good checkpoint "
                     f"is kept in {self.out / 'last.ckpt'}. Fix: lower training.lr, enable grad_clip, or check the data")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -64,15 +64,17 @@ def parity_plot(arrays: Dict[str, np.ndarray], path: str | Path, title: str = ""
 
     path = Path(path)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
-    for ax, key, label in ((axes[0], "e", "energy (eV/atom)"), (axes[1], "f", "force component (eV/Å)")):
+    for ax, key, label in ((axes[0], "e", "energy - mean DFT energy (eV/atom)"), (axes[1], "f", "force component (eV/Å)")):
         ref, pred = arrays[f"{key}_ref"], arrays[f"{key}_pred"]
+        if ref.size and key == "e":  # absolute energies are ~1e2 eV/atom: show them relative to the reference mean
+            ref, pred = ref - ref.mean(), pred - ref.mean()
         if ref.size:
             lo, hi = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
             ax.plot([lo, hi], [lo, hi], "k--", lw=1)
             ax.scatter(ref, pred, s=4, alpha=0.5)
             rmse = 1000 * np.sqrt(np.mean((pred - ref) ** 2))
             unit = "meV/atom" if key == "e" else "meV/Å"
-            ax.set_title(f"{label.split(' (')[0]}: RMSE {rmse:.2f} {unit}")
+            ax.set_title(f"{'energy' if key == 'e' else 'force component'}: RMSE {rmse:.2f} {unit}")
         ax.set_xlabel(f"DFT {label}")
         ax.set_ylabel(f"MLANet {label}")
     if title:

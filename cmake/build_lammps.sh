@@ -408,7 +408,7 @@ write_lmp_wrapper() {
 # make the embedded Python interpreter use this virtual environment.
 VIRTUAL_ENV='$VENV'
 PATH="\$VIRTUAL_ENV/bin:\$PATH"
-GLIBC_TUNABLES="\${GLIBC_TUNABLES:-glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295}"
+GLIBC_TUNABLES="\${GLIBC_TUNABLES-glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295}"
 export VIRTUAL_ENV PATH GLIBC_TUNABLES
 exec "\$VIRTUAL_ENV/bin/lmp.bin" "\$@"
 EOF

@@ -67,6 +67,9 @@ class MLANetMLIAP(MLIAPUnified):
         device: 'cpu', 'cuda', 'cuda:N' or 'auto'.
         metadata: provenance (package version, training data hash, metrics, ...).
         prune: evaluate deep layers only near local atoms (exact; see LammpsMLANet).
+
+    `pairs_evaluated` counts the (pair, layer) evaluations of this rank since loading and `pairs_unpruned` what
+    they would have been without pruning (read by benchmarks).
     """
 
     def __init__(self, scripted: torch.jit.ScriptModule, elements: List[str], cutoff: float, num_layers: int,
@@ -83,7 +86,7 @@ class MLANetMLIAP(MLIAPUnified):
         self.model_bytes = buf.getvalue()
         self._module: Optional[torch.jit.ScriptModule] = None
         self.pairs_evaluated = 0
-        self.pairs_total = 0
+        self.pairs_unpruned = 0
 
     # TorchScript modules do not pickle: keep the serialised bytes, load lazily on the device of this rank
     def __getstate__(self) -> Dict[str, Any]:
@@ -142,4 +145,4 @@ class MLANetMLIAP(MLIAPUnified):
         if npairs > 0:
             data.update_pair_forces(np.ascontiguousarray(fij.detach().to("cpu", torch.float64).numpy()))
         self.pairs_evaluated += evaluated
-        self.pairs_total += self.num_layers * npairs
+        self.pairs_unpruned += self.num_layers * npairs

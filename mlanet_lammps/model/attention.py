@@ -65,7 +65,6 @@ class DualPathAttentionBlock(nn.Module):
         super().__init__()
         irreps_in, irreps_out, irreps_sh = o3.Irreps(irreps_in), o3.Irreps(irreps_out), o3.Irreps(irreps_sh)
         self.num_scalars_in = irreps_in.count("0e")
-        self.num_scalars_out = irreps_out.count("0e")
 
         # geometric path
         self.linear_neighbor = o3.Linear(irreps_in, irreps_in)

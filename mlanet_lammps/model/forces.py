@@ -6,7 +6,7 @@ With g_e = dE/d r_e for each edge e = (i, j), r_e = r_j - r_i + shift:
 LAMMPS' `update_pair_forces(fij)` takes fij = g_e directly and does the same scatter and virial itself.
 """
 
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import nn
@@ -55,7 +55,3 @@ def virial_from_edge_grad(edge_vec: torch.Tensor, edge_grad: torch.Tensor, edge_
     w = edge_vec.new_zeros(num_graphs, 3, 3).index_add_(0, edge_graph, outer)
     return 0.5 * (w + w.transpose(-1, -2))
 
-
-def split_sizes(counts: torch.Tensor) -> List[int]:
-    """[G] counts -> python list (for torch.split)."""
-    return [int(c) for c in counts.tolist()]

@@ -53,7 +53,7 @@ class TrainingConfig:
     max_time: Optional[str] = opt(None, "wall-clock budget, e.g. 3600, '45m', '2h' (null: none); checked every step")
     lr: float = opt(5e-3, "AdamW learning rate")
     weight_decay: float = opt(0.0, "AdamW weight decay")
-    lr_schedule: str = opt("plateau", "'plateau' (reduce on validation plateau), 'cosine' (to min_lr at max_epochs) or 'constant'")
+    lr_schedule: str = opt("plateau", "'plateau' (reduce on validation plateau), 'cosine' (to min_lr at max_epochs or max_time, whichever is first) or 'constant'")
     lr_factor: float = opt(0.5, "plateau: factor applied to the learning rate")
     lr_patience: int = opt(5, "plateau: epochs without improvement before reducing")
     min_lr: float = opt(1e-5, "lowest learning rate")

@@ -138,7 +138,7 @@ class Trainer:
             self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 self.optimizer, factor=t.lr_factor, patience=t.lr_patience, min_lr=t.min_lr)
         elif t.lr_schedule == "cosine":
-            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=t.max_epochs, eta_min=t.min_lr)
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.cosine_factor)
         else:
             self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: 1.0)
         self.train_graphs = [g.to(self.device, self.dtype) for g in data.train]
@@ -150,6 +150,16 @@ class Trainer:
         self.bad_epochs = 0
         self.elapsed = 0.0
         self.history: List[Dict[str, float]] = []
+
+    def cosine_factor(self, epoch: int) -> float:
+        """Cosine decay from lr to min_lr over the run: progress is the larger of the epoch fraction and the used
+        fraction of max_time, so a time-budgeted run also ends at min_lr."""
+        t = self.cfg.training
+        progress = epoch / t.max_epochs
+        if self.max_time:
+            progress = max(progress, getattr(self, "elapsed", 0.0) / self.max_time)
+        lr = t.min_lr + 0.5 * (t.lr - t.min_lr) * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+        return lr / t.lr
 
     # -- state -------------------------------------------------------------------------------------------------
     @property
@@ -269,6 +279,8 @@ class Trainer:
                 train_loss, train_metrics, timed_out = self.run_epoch(start, bar)
                 val_loss, val_metrics = self.validate()
                 self.epoch += 1
+                self.elapsed += time.perf_counter() - start
+                start = time.perf_counter()
                 lr = self.optimizer.param_groups[0]["lr"]
                 if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                     self.scheduler.step(val_loss)
@@ -284,8 +296,6 @@ class Trainer:
                        **{f"val_{k}": v for k, v in val_metrics.items() if k != "frames"},
                        "epoch_time_s": time.perf_counter() - epoch_start}
                 self.history.append(row)
-                self.elapsed += time.perf_counter() - start
-                start = time.perf_counter()
                 if improved:
                     self.save("best.ckpt", False, val_metrics)
                 self.save("last.ckpt", True, val_metrics)

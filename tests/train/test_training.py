@@ -143,3 +143,13 @@ def test_train_and_eval_cli(tmp_path, capsys):
     direct, _ = evaluate_frames(load_model(ckpt), frames)
     assert metrics["energy_mae"] == pytest.approx(direct["energy_mae"], rel=1e-9)
     assert np.isfinite(metrics["forces_mae"])
+
+
+def test_cosine_schedule_follows_epochs_and_time_budget(tmp_path):
+    cfg = config_from_dict(config(tmp_path, lr_schedule="cosine", max_epochs=10, lr=0.01, min_lr=0.001, max_time="100s"))
+    trainer = loop.Trainer(cfg, loop.prepare_data(cfg), log=lambda _: None)
+    assert trainer.cosine_factor(0) == pytest.approx(1.0)
+    assert trainer.cosine_factor(5) == pytest.approx((0.001 + 0.5 * 0.009) / 0.01)
+    assert trainer.cosine_factor(10) == pytest.approx(0.1)
+    trainer.elapsed = 100.0  # the whole time budget used after one epoch: the schedule has reached min_lr
+    assert trainer.cosine_factor(1) == pytest.approx(0.1)

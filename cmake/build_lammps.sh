@@ -107,7 +107,9 @@ check_prereqs() {
   command -v cmake >/dev/null || { echo "[build_lammps] MISSING: cmake -> run: apt-get install -y cmake" >&2; bad=1; }
   command -v "${CXX:-g++}" >/dev/null || { echo "[build_lammps] MISSING: C++ compiler ${CXX:-g++} -> run: apt-get install -y g++" >&2; bad=1; }
   command -v make >/dev/null || { echo "[build_lammps] MISSING: make -> run: apt-get install -y make" >&2; bad=1; }
-  command -v mpicxx >/dev/null || { echo "[build_lammps] MISSING: MPI (mpicxx) -> run: apt-get install -y mpich libmpich-dev" >&2; bad=1; }
+  if [[ " ${EXTRA_CMAKE_ARGS[*]+"${EXTRA_CMAKE_ARGS[*]}"} " != *" -DBUILD_MPI=OFF "* ]]; then  # serial builds need no MPI
+    command -v mpicxx >/dev/null || { echo "[build_lammps] MISSING: MPI (mpicxx) -> run: apt-get install -y mpich libmpich-dev (or --cmake-arg -DBUILD_MPI=OFF for a serial build)" >&2; bad=1; }
+  fi
   command -v tar >/dev/null && command -v sha256sum >/dev/null || { echo "[build_lammps] MISSING: tar/sha256sum -> run: apt-get install -y tar coreutils" >&2; bad=1; }
   if command -v cmake >/dev/null; then
     local cv; cv=$(cmake --version | sed -n '1s/[^0-9]*\([0-9][0-9.]*\).*/\1/p')
@@ -440,7 +442,7 @@ if [[ -z "$SRC_DIR" ]]; then
   fi
   listing=""
   need=()
-  for d in cmake python src/fmt src/nlohmann $(wanted_pkgs | sort -u | sed 's|^|src/|'); do
+  for d in cmake python src/fmt src/nlohmann src/STUBS $(wanted_pkgs | sort -u | sed 's|^|src/|'); do
     [[ -e "$SRC_DIR/$d" ]] || need+=("$d")
   done
   [[ -f "$SRC_DIR/src/version.h" ]] || need+=(TOPLEVEL)

@@ -3,12 +3,11 @@
 from pathlib import Path
 from typing import List, Optional
 
-import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
 from .data.batch import frame_to_graph
-from .data.io import Frame
+from .data.io import Frame, voigt
 from .model.mlanet import MLANet
 from .predict import predict
 
@@ -43,5 +42,4 @@ class MLANetCalculator(Calculator):
                         "forces": pred.forces.detach().cpu().double().numpy(),
                         "energies": pred.atom_energy.detach().cpu().double().numpy()}
         if self.atoms.pbc.all():
-            s = pred.stress[0].detach().cpu().double().numpy()
-            self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+            self.results["stress"] = voigt(pred.stress[0].detach().cpu().double().numpy())

@@ -5,13 +5,10 @@ import json
 import sys
 from pathlib import Path
 
-from ..allocator import reexec_with_tunables
 from . import run_cli
 
 
 def main(argv=None) -> int:
-    if argv is None:  # a real command line (tests pass argv): use the fast allocator settings
-        reexec_with_tunables()
     parser = argparse.ArgumentParser(prog="mlanet-eval", description=__doc__)
     parser.add_argument("checkpoint", help="trained model (.ckpt from mlanet-train)")
     parser.add_argument("data", help="extended XYZ file with reference energies/forces")
@@ -48,7 +45,7 @@ def main(argv=None) -> int:
             print(f"parity plot: {parity_plot(arrays, args.plot, title=Path(args.data).name)}")
         return 0
 
-    return run_cli(run)
+    return run_cli(run, argv)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,10 @@
 import argparse
 import sys
 
-from ..allocator import reexec_with_tunables
 from . import run_cli
 
 
 def main(argv=None) -> int:
-    if argv is None:  # a real command line (tests pass argv): use the fast allocator settings
-        reexec_with_tunables()
     parser = argparse.ArgumentParser(prog="mlanet-export", description=__doc__)
     parser.add_argument("checkpoint", help="trained model (.ckpt from mlanet-train)")
     parser.add_argument("-o", "--output", required=True, help="model file for LAMMPS, e.g. water.mliap.pt")
@@ -27,7 +24,7 @@ def main(argv=None) -> int:
         print(f"wrote {model}\nwrote {snippet}  (include it in your LAMMPS input)")
         return 0
 
-    return run_cli(run)
+    return run_cli(run, argv)
 
 
 if __name__ == "__main__":

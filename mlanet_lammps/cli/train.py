@@ -3,13 +3,10 @@
 import argparse
 import sys
 
-from ..allocator import reexec_with_tunables
 from . import run_cli
 
 
 def main(argv=None) -> int:
-    if argv is None:  # a real command line (tests pass argv): use the fast allocator settings
-        reexec_with_tunables()
     parser = argparse.ArgumentParser(prog="mlanet-train", description=__doc__)
     parser.add_argument("config", nargs="?", help="YAML configuration (see --print-config)")
     parser.add_argument("--resume", action="store_true", help="continue exactly from output_dir/last.ckpt")
@@ -31,7 +28,7 @@ def main(argv=None) -> int:
             return 1
         return 0
 
-    return run_cli(run)
+    return run_cli(run, argv)
 
 
 if __name__ == "__main__":

@@ -40,8 +40,7 @@ class Frame:
         atoms = ase.Atoms(numbers=self.numbers, positions=self.positions, cell=self.cell, pbc=self.pbc)
         results = {k: v for k, v in (("energy", self.energy), ("forces", self.forces)) if v is not None}
         if self.stress is not None:
-            s = self.stress
-            results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+            results["stress"] = voigt(self.stress)
         atoms.calc = SinglePointCalculator(atoms, **results)
         return atoms
 
@@ -78,6 +77,11 @@ def _as_stress(value) -> np.ndarray:
     if s.size == 9:
         return s.reshape(3, 3)
     raise ValueError(f"stress has {s.size} components, expected 6 (Voigt) or 9")
+
+
+def voigt(s: np.ndarray) -> np.ndarray:
+    """[3, 3] stress -> Voigt [xx, yy, zz, yz, xz, xy] (ASE order)."""
+    return np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
 
 
 def check_geometry(frame: Frame, min_distance: float = MIN_DISTANCE) -> None:

@@ -16,7 +16,7 @@ from typing import List, Tuple
 
 import torch
 from e3nn import o3
-from e3nn.nn import FullyConnectedNet, Gate
+from e3nn.nn import Activation, FullyConnectedNet, Gate
 from torch import nn
 
 from .irreps_ops import ChannelDot, DirectionalProjection
@@ -93,9 +93,12 @@ class DualPathAttentionBlock(nn.Module):
         self.pool = MultiPerspectivePooling(avg_num_neighbors, logit_cap)
         irreps_msg = irreps_mid + o3.Irreps(f"{chem_hidden}x0e")
         gated = o3.Irreps([(mul, ir) for mul, ir in irreps_out if ir.l > 0])
-        self.gate = Gate(
-            o3.Irreps([(mul, ir) for mul, ir in irreps_out if ir.l == 0]), [torch.nn.functional.silu],
-            o3.Irreps(f"{gated.num_irreps}x0e"), [torch.sigmoid], gated)
+        scalars = o3.Irreps([(mul, ir) for mul, ir in irreps_out if ir.l == 0])
+        if len(gated) > 0:
+            self.gate = Gate(scalars, [torch.nn.functional.silu], o3.Irreps(f"{gated.num_irreps}x0e"), [torch.sigmoid],
+                             gated)
+        else:  # scalar-only output (last layer, or l_max = 0): nothing to gate
+            self.gate = Activation(scalars, [torch.nn.functional.silu])
         self.linear_out = o3.Linear(irreps_msg + irreps_msg + irreps_msg, self.gate.irreps_in)
         self.self_connection = o3.Linear(irreps_in, irreps_out)
         self.irreps_in, self.irreps_out = irreps_in, irreps_out

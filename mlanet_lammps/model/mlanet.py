@@ -66,11 +66,13 @@ class MLANet(nn.Module):
         irreps = o3.Irreps(f"{config.channels}x0e")
         irreps_hidden = hidden_irreps(config.channels, config.l_max)
         layers = []
-        for _ in range(config.num_layers):
+        for k in range(config.num_layers):
+            # only the scalars of the last layer reach the readout: it computes no l > 0 outputs
+            irreps_out = irreps_hidden if k < config.num_layers - 1 else o3.Irreps(f"{config.channels}x0e")
             layers.append(DualPathAttentionBlock(
-                irreps, irreps_hidden, self.irreps_sh, config.embed_dim, config.num_basis, config.avg_num_neighbors,
+                irreps, irreps_out, self.irreps_sh, config.embed_dim, config.num_basis, config.avg_num_neighbors,
                 config.radial_hidden, config.chem_hidden, config.att_channels, config.logit_cap))
-            irreps = irreps_hidden
+            irreps = irreps_out
         self.layers = nn.ModuleList(layers)
         self.num_scalars = config.channels
         self.readout = nn.Sequential(

@@ -33,14 +33,24 @@ class ErrorAccumulator:
         return {k: np.concatenate(v) if v else np.zeros(0) for k, v in self.parts.items()}
 
     def result(self) -> Dict[str, float]:
-        a = self.arrays()
-        out: Dict[str, float] = {"frames": float(len(a["e_ref"]))}
-        for name, key in (("energy", "e"), ("forces", "f"), ("stress", "s")):
-            err = (a[f"{key}_pred"] - a[f"{key}_ref"]) * 1000.0  # eV -> meV
-            if err.size:
-                out[f"{name}_mae"] = float(np.mean(np.abs(err)))
-                out[f"{name}_rmse"] = float(np.sqrt(np.mean(err ** 2)))
-        return out
+        return error_metrics(self.arrays())
+
+
+def error_metrics(a: Dict[str, np.ndarray]) -> Dict[str, float]:
+    """MAE and RMSE (meV/atom, meV/Å, meV/Å^3) from reference/predicted arrays in eV units.
+
+    a: e_ref/e_pred [frames] energies per atom (eV/atom), f_ref/f_pred force components (eV/Å), optional
+    s_ref/s_pred stress components (eV/Å^3).
+    """
+    out: Dict[str, float] = {"frames": float(len(a["e_ref"]))}
+    for name, key in (("energy", "e"), ("forces", "f"), ("stress", "s")):
+        if f"{key}_ref" not in a:
+            continue
+        err = (a[f"{key}_pred"] - a[f"{key}_ref"]) * 1000.0  # eV -> meV
+        if err.size:
+            out[f"{name}_mae"] = float(np.mean(np.abs(err)))
+            out[f"{name}_rmse"] = float(np.sqrt(np.mean(err ** 2)))
+    return out
 
 
 UNITS = {"energy": "meV/atom", "forces": "meV/Å", "stress": "meV/Å^3"}

@@ -181,6 +181,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--budget-scale", type=float, default=1.0, help="multiply every training budget")
     parser.add_argument("--no-speed", action="store_true", help="skip the timing runs")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep models (and predictions) already trained in --workdir instead of retraining")
     parser.add_argument("--workdir", default=str(ROOT / "runs" / "peers"))
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--venvs", default=None, help="peers' venv folder (default: setup_peers.sh's)")
@@ -202,13 +204,17 @@ def main(argv=None) -> int:
             out = work / task / model
             out.mkdir(parents=True, exist_ok=True)
             logfile = out / "log.txt"
-            log(f"{task}: training {model} for {budget:.0f} s")
-            run(runner(model, venvs) + ["train", "--train", str(train), "--valid", str(valid), "--budget-s",
-                                        str(budget), "--cutoff", "5.0", "--seed", "0", "--workdir", str(out)]
-                + common, logfile)
+            if args.reuse and (out / "train_info.json").exists():
+                log(f"{task}: reusing the trained {model} in {out}")
+            else:
+                log(f"{task}: training {model} for {budget:.0f} s")
+                run(runner(model, venvs) + ["train", "--train", str(train), "--valid", str(valid), "--budget-s",
+                                            str(budget), "--cutoff", "5.0", "--seed", "0", "--workdir", str(out)]
+                    + common, logfile)
             info = json.loads((out / "train_info.json").read_text())
-            run(runner(model, venvs) + ["predict", "--model", info["model"], "--data", str(valid), "--out",
-                                        str(out / "pred.npz")] + common, logfile)
+            if not (args.reuse and (out / "pred.npz").exists()):
+                run(runner(model, venvs) + ["predict", "--model", info["model"], "--data", str(valid), "--out",
+                                            str(out / "pred.npz")] + common, logfile)
             metrics = evaluate(out / "pred.npz", valid)
             results[model][task] = {**metrics, "epochs": info["epochs"], "train_seconds": info["train_seconds"],
                                     "model": info["model"]}

@@ -112,11 +112,18 @@ def ema_with_warmup(decay: float):
     are not dominated by the initial weights."""
 
     def avg_fn(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+        if not averaged.is_floating_point():  # integer buffers (atomic numbers) are copied, never averaged
+            return current
         n = float(num_averaged)
         d = min(decay, (1.0 + n) / (10.0 + n))
         return d * averaged + (1.0 - d) * current
 
     return avg_fn
+
+
+def make_ema(model: torch.nn.Module, decay: float) -> AveragedModel:
+    """Exponential moving average of `model`'s parameters and floating-point buffers (see ema_with_warmup)."""
+    return AveragedModel(model, avg_fn=ema_with_warmup(decay), use_buffers=True)
 
 
 class Trainer:
@@ -131,8 +138,7 @@ class Trainer:
         self.max_time = parse_duration(t.max_time)
         torch.manual_seed(t.seed)
         self.model = MLANet(data.model_config).to(device=self.device, dtype=self.dtype)
-        self.ema = (AveragedModel(self.model, avg_fn=ema_with_warmup(t.ema_decay), use_buffers=True)
-                    if t.ema_decay > 0 else None)
+        self.ema = make_ema(self.model, t.ema_decay) if t.ema_decay > 0 else None
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         if t.lr_schedule == "plateau":
             self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(

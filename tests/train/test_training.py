@@ -153,3 +153,20 @@ def test_cosine_schedule_follows_epochs_and_time_budget(tmp_path):
     assert trainer.cosine_factor(10) == pytest.approx(0.1)
     trainer.elapsed = 100.0  # the whole time budget used after one epoch: the schedule has reached min_lr
     assert trainer.cosine_factor(1) == pytest.approx(0.1)
+
+
+def test_ema_keeps_atomic_numbers_exact():
+    """The EMA averages floating-point weights only: averaging the integer atomic-number buffer truncated 6 -> 5
+    (a formate model then 'knew' B instead of C)."""
+    from tests.conftest import make_model
+
+    model = make_model([1, 6, 8, 29]).float()
+    ema = loop.make_ema(model, 0.99)
+    weight = next(model.parameters())
+    for _ in range(20):
+        with torch.no_grad():
+            weight.add_(0.1)
+        ema.update_parameters(model)
+    assert ema.module.atomic_numbers.tolist() == [1, 6, 8, 29]
+    averaged = next(ema.module.parameters())
+    assert not torch.equal(averaged, weight) and torch.all(averaged < weight)  # floats are averaged, lagging behind

@@ -1,0 +1,57 @@
+"""Cost of MLANet architecture choices: energy + forces on 192 water atoms through the ASE calculator, float32.
+
+    .venv/bin/python benchmarks/model_speed.py "" "channels=16" "l_max=2" "num_layers=3" --threads 1 --clock cpu
+
+Each argument is a set of ModelConfig overrides (random weights; speed does not depend on training). Prints the
+median µs/atom/step over 10 steps after 3 warm-up steps and the parameter count. `--clock cpu` measures process CPU
+time, which stays comparable when other work shares the machine; `--clock wall` is what a user waits.
+"""
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import ase.io
+import numpy as np
+import torch
+import yaml
+
+from mlanet_lammps.calculator import MLANetCalculator
+from mlanet_lammps.model.mlanet import MLANet, ModelConfig
+
+WATER = Path(__file__).resolve().parents[2] / "shared" / "data" / "deepmd_water_example" / "water_192atoms_400frames.extxyz"
+
+
+def us_per_atom_step(overrides: dict, clock, steps: int = 10, warmup: int = 3) -> tuple[float, int]:
+    """(median µs/atom/step, parameters) of a water model built with `overrides`."""
+    torch.manual_seed(0)
+    model = MLANet(ModelConfig(atomic_numbers=[1, 8], **overrides))
+    atoms = ase.io.read(WATER, 0)
+    atoms.calc = MLANetCalculator(model, dtype=torch.float32)
+    base, rng, times = atoms.positions.copy(), np.random.default_rng(0), []
+    for _ in range(warmup + steps):
+        atoms.positions = base + 0.01 * rng.standard_normal(base.shape)
+        t0 = clock()
+        atoms.get_forces()
+        times.append(clock() - t0)
+    return statistics.median(times[warmup:]) / len(atoms) * 1e6, sum(p.numel() for p in model.parameters())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("configs", nargs="+", help='ModelConfig overrides, e.g. "channels=16,l_max=2" ("" = default)')
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    print(f"| config | µs/atom/step ({args.clock}, {args.threads} thread(s)) | parameters |\n|---|---|---|")
+    for spec in args.configs:
+        overrides = {k: yaml.safe_load(v) for k, v in (kv.split("=") for kv in spec.split(",") if kv)}
+        us, n = us_per_atom_step(overrides, clock)
+        print(f"| {spec or 'default'} | {us:.0f} | {n} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -7,7 +7,8 @@ For each task the frames are shuffled (seed 0) and split into train/validation f
 (runs/peers/<task>/). Each model is trained by its runner (benchmarks/peers/*_runner.py) in its own venv
 (benchmarks/peers/setup_peers.sh makes the peers' venvs), evaluated on the validation frames through its ASE
 calculator, and timed on water (192 atoms and a 3x3x3 replica of 5,184 atoms): energy + forces, float32, µs per atom
-per step (median over steps after warm-up), parameters and peak memory (max RSS of the timing process).
+per step (median over steps after warm-up), parameters and peak memory (max RSS of the timing process). Every
+runner process gets the same GLIBC_TUNABLES allocator settings (off with --no-tunables).
 
 Writes benchmarks/results/peers.md (tables), peers.json (all numbers) and peers_pareto.png (force RMSE on water
 against µs/atom/step).
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mlanet_lammps.allocator import reexec_with_tunables
 from mlanet_lammps.fileio import atomic_write_bytes
 from mlanet_lammps.train.metrics import error_metrics
 
@@ -154,18 +156,20 @@ def markdown(results: dict, meta: dict) -> str:
                              f"{r['energy_rmse']:.2f} | {r['forces_mae']:.1f} | {r['forces_rmse']:.1f} |")
         lines.append("")
     lines += ["## Speed on water (energy + forces through each ASE calculator, median per step)", "",
-              "| model | params | µs/atom/step 192 | µs/atom/step 5,184 | peak RSS 5,184 (MB) | x faster than MLANet |",
-              "|---|---|---|---|---|---|"]
-    ref = results.get("mlanet", {}).get("speed", {}).get("192", {}).get("us_per_atom_step")
+              "| model | params | µs/atom/step 192 | µs/atom/step 5,184 | peak RSS 5,184 (MB) | "
+              "its time / MLANet's, 192 | its time / MLANet's, 5,184 |",
+              "|---|---|---|---|---|---|---|"]
+    ref = results.get("mlanet", {}).get("speed", {})
     for model, res in results.items():
         sp = res.get("speed", {})
         if not sp:
             continue
-        small, big = sp.get("192", {}), sp.get("5184", {})
-        ratio = f"{small['us_per_atom_step'] / ref:.2f}" if ref and small else "-"
-        lines.append(f"| {model} | {small.get('n_params', '-')} | {small.get('us_per_atom_step', float('nan')):.0f} | "
-                     f"{big.get('us_per_atom_step', float('nan')):.0f} | {big.get('peak_rss_mb', float('nan')):.0f} "
-                     f"| {ratio} |")
+        cells = [str(sp.get("192", {}).get("n_params", "-"))]
+        cells += [f"{sp[s]['us_per_atom_step']:.0f}" if s in sp else "-" for s in SPEED_SIZES]
+        cells.append(f"{sp['5184']['peak_rss_mb']:.0f}" if "5184" in sp else "-")
+        cells += [f"{sp[s]['us_per_atom_step'] / ref[s]['us_per_atom_step']:.2f}" if s in sp and s in ref else "-"
+                  for s in SPEED_SIZES]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
     lines += ["", "Timing repeats: " + ", ".join(f"{s} atoms: median of {r} after {w} warm-up"
                                                  for s, (_, r, w) in SPEED_SIZES.items()) + ".", ""]
     for model, res in results.items():
@@ -181,12 +185,16 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--budget-scale", type=float, default=1.0, help="multiply every training budget")
     parser.add_argument("--no-speed", action="store_true", help="skip the timing runs")
+    parser.add_argument("--no-tunables", action="store_true",
+                        help="do not set GLIBC_TUNABLES (large-tensor allocator settings) for the runners")
     parser.add_argument("--reuse", action="store_true",
                         help="keep models (and predictions) already trained in --workdir instead of retraining")
     parser.add_argument("--workdir", default=str(ROOT / "runs" / "peers"))
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
     parser.add_argument("--venvs", default=None, help="peers' venv folder (default: setup_peers.sh's)")
     args = parser.parse_args(argv)
+    if not args.no_tunables:  # the same allocator settings for every model's processes (see mlanet_lammps.allocator)
+        reexec_with_tunables()
 
     work, results_dir = Path(args.workdir), Path(args.results)
     work.mkdir(parents=True, exist_ok=True)

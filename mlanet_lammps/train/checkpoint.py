@@ -12,7 +12,7 @@ from ..fileio import atomic_write_bytes
 from ..model.mlanet import MLANet, ModelConfig
 
 FORMAT = "mlanet_lammps.checkpoint"
-VERSION = 1
+VERSION = 2  # 2: the last layer outputs scalars only (weights of version 1 do not fit)
 
 
 def save_checkpoint(path: str | Path, model_config: ModelConfig, model_state: Dict[str, torch.Tensor],

@@ -74,13 +74,14 @@ def main(argv=None) -> int:
     parser.add_argument("--dump-every", type=int, default=200)
     parser.add_argument("--workdir", default=str(ROOT / "runs" / "md_stability"))
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--analyse-only", action="store_true",
+                        help="only analyse the log and dump already in --workdir (e.g. of a run stopped early)")
     args = parser.parse_args(argv)
     import ase.io
 
     work, results = Path(args.workdir).resolve(), Path(args.results)
     work.mkdir(parents=True, exist_ok=True)
     model = work / "water"
-    export(args.checkpoint, str(model) + ".mliap.pt", dtype="float32", device="cpu")
     steps = int(round(args.ps * 1000.0 / args.dt_fs))
     cmd = (["mpirun", "-np", str(args.ranks)] if args.ranks > 1 else []) + [
         str(LMP), "-in", str(ROOT / "lammps_inputs" / "water_nvt_long.in"), "-log", str(work / "log.lammps"),
@@ -88,9 +89,12 @@ def main(argv=None) -> int:
         "-var", "T", str(args.T), "-var", "dump_every", str(args.dump_every), "-var", "dump", str(work / "nvt.dump"),
         "-var", "data", str(ROOT / "lammps_inputs" / "water_192.data")]
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // args.ranks))}
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=work, env=env, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - t0
+    wall = None
+    if not args.analyse_only:
+        export(args.checkpoint, str(model) + ".mliap.pt", dtype="float32", device="cpu")
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, cwd=work, env=env, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - t0
 
     thermo = thermo_rows(work / "log.lammps")
     settled = thermo[thermo[:, 1] >= min(1.0, thermo[-1, 1] / 2)]
@@ -103,7 +107,7 @@ def main(argv=None) -> int:
     g = {name: {"md": rdf(md_frames, pair), "dft": rdf(dft_frames, pair)}
          for name, pair in (("O-O", (8, 8)), ("O-H", (8, 1)))}
     summary = {
-        "checkpoint": str(args.checkpoint), "steps": steps, "dt_fs": args.dt_fs, "simulated_ps": float(thermo[-1, 1]),
+        "checkpoint": str(args.checkpoint), "steps_requested": steps, "steps_run": int(thermo[-1, 0]), "dt_fs": args.dt_fs, "simulated_ps": float(thermo[-1, 1]),
         "ranks": args.ranks, "wall_seconds": wall, "T_target": args.T,
         "closest_approach_thermo_A": float(thermo[:, 6].min()), "closest_approach_frames_A": min_distance(frames),
         "T_mean": float(settled[:, 2].mean()), "T_std": float(settled[:, 2].std()),

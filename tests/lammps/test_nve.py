@@ -15,15 +15,15 @@ pytestmark = [pytest.mark.lammps, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def trained_water(tmp_path_factory):
-    """A small MLANet trained for a few epochs on 16 real water frames, exported in float64."""
+    """A small MLANet trained for 90 s on 32 real water frames, exported in float64."""
     require_lammps()
     root = tmp_path_factory.mktemp("nve")
     cfg = config_from_dict({
-        "data": {"train_file": str(WATER), "max_frames": 20, "valid_fraction": 0.2},
-        "model": {"cutoff": 4.0, "num_layers": 2, "l_max": 1, "channels": 8, "embed_dim": 8, "radial_hidden": 16,
-                  "chem_hidden": 16, "att_channels": 4, "readout_hidden": 16},
-        "training": {"output_dir": str(root / "run"), "max_epochs": 12, "batch_size": 2, "lr": 0.01,
-                     "dtype": "float32", "progress": False, "num_threads": 2}})
+        "data": {"train_file": str(WATER), "max_frames": 40, "valid_fraction": 0.2},
+        "model": {"cutoff": 4.0, "num_layers": 2, "l_max": 1, "channels": 16},
+        "training": {"output_dir": str(root / "run"), "max_epochs": 1000, "max_time": 90, "batch_size": 2,
+                     "lr": 0.01, "lr_schedule": "cosine", "min_lr": 1e-4, "dtype": "float32", "progress": False,
+                     "num_threads": 2}})
     summary = train(cfg, log=lambda _: None)
     assert summary["val_forces_rmse"] < 600.0  # a physical potential, not a random one (meV/Å)
     export(root / "run" / "best.ckpt", root / "water.mliap.pt", dtype="float64", device="cpu")
@@ -36,7 +36,7 @@ def test_nve_energy_conservation(trained_water):
     script = (ROOT / "lammps_inputs" / "water_nvt_nve.in").read_text().replace("thermo          100",
                                                                                 "thermo          20")
     run_lammps(work, script, nprocs=1, timeout=1500,
-               variables={"model": work / "water", "nvt_steps": 0, "nve_steps": 2000, "dt": 0.0005, "T": 300})
+               variables={"model": work / "water", "nvt_steps": 200, "nve_steps": 2000, "dt": 0.0005, "T": 300})
     log = (work / "log.lammps").read_text()
     block = log.split("Step")[-1].splitlines()[1:]
     rows = np.array([[float(x) for x in line.split()] for line in block if line.split() and

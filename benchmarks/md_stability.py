@@ -97,11 +97,12 @@ def main(argv=None) -> int:
         wall = time.perf_counter() - t0
 
     thermo = thermo_rows(work / "log.lammps")
-    settled = thermo[thermo[:, 1] >= min(1.0, thermo[-1, 1] / 2)]
+    after_warmup = thermo[:, 1] >= min(1.0, thermo[-1, 1] / 2)  # skip the first ps (or half of a short run)
+    settled = thermo[after_warmup]
     frames = ase.io.read(work / "nvt.dump", index=":", format="lammps-dump-text")
     for a in frames:
         a.numbers = [TYPE_TO_Z[int(t)] for t in a.numbers]
-    md_frames = [a for a, t in zip(frames, thermo[:, 1]) if t >= min(1.0, thermo[-1, 1] / 2)]
+    md_frames = [a for a, keep in zip(frames, after_warmup) if keep]
     dft_frames = ase.io.read(WATER, ":")
     r = (np.arange(NBINS) + 0.5) * RMAX / NBINS
     g = {name: {"md": rdf(md_frames, pair), "dft": rdf(dft_frames, pair)}

@@ -63,12 +63,13 @@ class MLANet(nn.Module):
         self.radial = RadialEmbedding(config.cutoff, config.num_basis, config.trainable_basis, config.envelope_p)
         self.embedding = nn.Embedding(num_species, config.embed_dim)
         self.node_init = nn.Linear(config.embed_dim, config.channels)
-        irreps = o3.Irreps(f"{config.channels}x0e")
+        irreps_scalar = o3.Irreps(f"{config.channels}x0e")
+        irreps = irreps_scalar
         irreps_hidden = hidden_irreps(config.channels, config.l_max)
         layers = []
         for k in range(config.num_layers):
             # only the scalars of the last layer reach the readout: it computes no l > 0 outputs
-            irreps_out = irreps_hidden if k < config.num_layers - 1 else o3.Irreps(f"{config.channels}x0e")
+            irreps_out = irreps_hidden if k < config.num_layers - 1 else irreps_scalar
             layers.append(DualPathAttentionBlock(
                 irreps, irreps_out, self.irreps_sh, config.embed_dim, config.num_basis, config.avg_num_neighbors,
                 config.radial_hidden, config.chem_hidden, config.att_channels, config.logit_cap))

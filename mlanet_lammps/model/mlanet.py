@@ -1,4 +1,5 @@
-"""MLANet: species embedding -> dual-path attention layers -> cross-layer readout -> per-atom energies E_i (eV)."""
+"""MLANet: species embedding -> dual-path attention layers -> cross-layer readout -> per-atom energies E_i (eV),
+plus an optional ZBL short-range repulsion prior."""
 
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional
@@ -9,6 +10,7 @@ from torch import nn
 
 from .attention import DualPathAttentionBlock, hidden_irreps
 from .radial import RadialEmbedding
+from .repulsion import ZBLRepulsion
 from .scale import AtomicEnergyScale
 
 
@@ -33,6 +35,7 @@ class ModelConfig:
     avg_num_neighbors: float = 20.0
     reference_energies: List[float] = field(default_factory=list)
     energy_scale: float = 1.0
+    repulsion: str = "zbl"  # "zbl": add the ZBL pair repulsion prior (repulsion.py); "none": network only
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -83,12 +86,18 @@ class MLANet(nn.Module):
         if len(refs) != num_species:
             raise ValueError(f"{len(refs)} reference energies for {num_species} species")
         self.energy_scale = AtomicEnergyScale(refs, config.energy_scale)
+        if config.repulsion not in ("zbl", "none"):
+            raise ValueError(f"repulsion must be 'zbl' or 'none', got {config.repulsion!r}")
+        # zero or one prior; a ModuleList keeps the model scriptable either way
+        self.priors = nn.ModuleList([ZBLRepulsion(config.atomic_numbers, config.cutoff)]
+                                    if config.repulsion == "zbl" else [])
 
     def forward(self, edge_vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor,
                 hop: Optional[torch.Tensor] = None) -> torch.Tensor:
         center, neighbor = edge_index[0], edge_index[1]
         sh = self.spherical_harmonics(edge_vec)
-        radial, env = self.radial(torch.linalg.norm(edge_vec, dim=-1))
+        dist = torch.linalg.norm(edge_vec, dim=-1)
+        radial, env = self.radial(dist)
         z = self.embedding(species)
         h = self.node_init(z)
         scalars: List[torch.Tensor] = []
@@ -100,5 +109,7 @@ class MLANet(nn.Module):
                 h = layer(h, z, sh.index_select(0, keep), radial.index_select(0, keep), env.index_select(0, keep),
                           center.index_select(0, keep), neighbor.index_select(0, keep))
             scalars.append(h[:, :self.num_scalars])
-        e = self.readout(torch.cat(scalars, dim=-1)).squeeze(-1)
-        return self.energy_scale(e, species)
+        e = self.energy_scale(self.readout(torch.cat(scalars, dim=-1)).squeeze(-1), species)
+        for prior in self.priors:
+            e = e + prior(dist, species, center, neighbor)
+        return e

@@ -6,6 +6,13 @@ import torch
 from torch import nn
 
 
+def polynomial_cutoff(x: torch.Tensor, p: float) -> torch.Tensor:
+    """f(x) = 1 - (p+1)(p+2)/2 x^p + p(p+2) x^(p+1) - p(p+1)/2 x^(p+2) for x < 1, else 0 (x: any shape, unitless)."""
+    xp = torch.pow(x, p)
+    f = 1.0 - 0.5 * (p + 1.0) * (p + 2.0) * xp + p * (p + 2.0) * xp * x - 0.5 * p * (p + 1.0) * xp * x * x
+    return torch.where(x < 1.0, f, torch.zeros_like(f))
+
+
 class PolynomialEnvelope(nn.Module):
     """Smooth cutoff f(d) = 1 - (p+1)(p+2)/2 x^p + p(p+2) x^(p+1) - p(p+1)/2 x^(p+2), x = d / r_cut.
 
@@ -25,11 +32,7 @@ class PolynomialEnvelope(nn.Module):
 
     def forward(self, d: torch.Tensor) -> torch.Tensor:
         """d: [E] distances in Å -> [E] envelope values in [0, 1]."""
-        p = self.p
-        x = d / self.r_cut
-        xp = torch.pow(x, p)
-        f = 1.0 - 0.5 * (p + 1.0) * (p + 2.0) * xp + p * (p + 2.0) * xp * x - 0.5 * p * (p + 1.0) * xp * x * x
-        return torch.where(x < 1.0, f, torch.zeros_like(f))
+        return polynomial_cutoff(d / self.r_cut, self.p)
 
 
 class BesselBasis(nn.Module):

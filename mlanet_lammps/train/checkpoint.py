@@ -12,7 +12,8 @@ from ..fileio import atomic_write_bytes
 from ..model.mlanet import MLANet, ModelConfig
 
 FORMAT = "mlanet_lammps.checkpoint"
-VERSION = 2  # 2: the last layer outputs scalars only (weights of version 1 do not fit)
+VERSION = 3  # 2: the last layer outputs scalars only (weights of version 1 do not fit); 3: model_config.repulsion
+READABLE = (2, 3)  # version 2 files had no repulsion prior and load with repulsion "none"
 
 
 def save_checkpoint(path: str | Path, model_config: ModelConfig, model_state: Dict[str, torch.Tensor],
@@ -37,9 +38,12 @@ def load_checkpoint(path: str | Path) -> Dict[str, Any]:
                                "use another checkpoint (e.g. last.ckpt or best.ckpt) or retrain") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise MLANetInputError(str(path), "not an MLANet checkpoint", "pass a .ckpt written by mlanet-train")
-    if payload.get("version") != VERSION:
+    if payload.get("version") not in READABLE:
         raise MLANetInputError(str(path), f"checkpoint format version {payload.get('version')} (this mlanet_lammps "
-                               f"{__version__} reads version {VERSION})", "use the mlanet_lammps version that wrote it or retrain")
+                               f"{__version__} reads versions {', '.join(map(str, READABLE))})",
+                               "use the mlanet_lammps version that wrote it or retrain")
+    if payload["version"] == 2:
+        payload["model_config"].setdefault("repulsion", "none")
     return payload
 
 

@@ -42,6 +42,7 @@ class ModelOptions:
     att_channels: int = opt(8, "query/key channels per irrep order in the attention")
     logit_cap: float = opt(5.0, "soft cap of attention logits (keeps exp finite)")
     readout_hidden: int = opt(32, "hidden width of the per-atom energy readout")
+    repulsion: str = opt("zbl", "'zbl': add the ZBL nuclear repulsion below the covalent-radii sum (keeps MD from collapsing atoms) or 'none'")
 
 
 @dataclass
@@ -139,6 +140,7 @@ def validate(cfg: Config, source: str) -> Config:
          "e.g. num_layers: 2, l_max: 2, channels: 32"),
         (0.0 < d.valid_fraction < 1.0 or d.valid_file is not None, f"data.valid_fraction = {d.valid_fraction} not in (0, 1)",
          "e.g. valid_fraction: 0.1"),
+        (m.repulsion in ("zbl", "none"), f"model.repulsion = {m.repulsion!r} unknown", "use zbl or none"),
         (t.lr_schedule in ("plateau", "cosine", "constant"), f"training.lr_schedule = {t.lr_schedule!r} unknown",
          "use plateau, cosine or constant"),
         (t.loss in ("mse", "huber", "l1"), f"training.loss = {t.loss!r} unknown", "use mse, huber or l1"),

@@ -40,7 +40,15 @@ def systems():
     cu = ase.build.bulk("Cu", "fcc", a=3.61, cubic=True).repeat((2, 2, 2))  # 7.2 Å box, smaller than the ghost shell
     cu.rattle(0.05, seed=4)
     cu.wrap()
-    return {"water": water, "formate_slab": ase.io.read(FORMATE, 3), "triclinic_small_water": small, "cu_small": cu}
+    close = water.copy()  # contacts inside the ZBL switch radii: H-H 0.55 Å, O-H 0.80 Å (the repulsion prior acts)
+    hydrogens, oxygens = np.flatnonzero(close.numbers == 1), np.flatnonzero(close.numbers == 8)
+    h_a, h_b, o_c = hydrogens[0], hydrogens[20], oxygens[30]
+    for moved, anchor, dist in ((h_a, h_b, 0.55), (o_c, h_b, 0.80)):
+        d = close.get_distance(anchor, moved, mic=True, vector=True)
+        close.positions[moved] = close.positions[anchor] + dist * d / np.linalg.norm(d)
+    close.wrap()
+    return {"water": water, "water_close_contacts": close, "formate_slab": ase.io.read(FORMATE, 3),
+            "triclinic_small_water": small, "cu_small": cu}
 
 
 SYSTEMS = systems()

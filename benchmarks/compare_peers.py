@@ -28,14 +28,13 @@ import numpy as np
 from mlanet_lammps.allocator import reexec_with_tunables
 from mlanet_lammps.fileio import atomic_write_bytes
 from mlanet_lammps.train.metrics import error_metrics
+from paths import DATA, ROOT, WATER
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 PEERS = Path(__file__).resolve().parent / "peers"
 
 # task -> (file, number of training frames, number of validation frames, training budget in seconds)
 TASKS = {
-    "water": (DATA / "deepmd_water_example" / "water_192atoms_400frames.extxyz", 120, 30, 420),
+    "water": (WATER, 120, 30, 420),
     "formate": (DATA / "formate_cu_nequip_subset" / "fcu_deal_subset.extxyz", 200, 50, 180),
     "si": (DATA / "mlearn_zuo2020" / "Si_training.extxyz", 170, 44, 180),
 }

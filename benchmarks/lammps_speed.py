@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
+from paths import LMP, ROOT
+
 sys.path.insert(0, str(ROOT))
 
 from mlanet_lammps.allocator import reexec_with_tunables  # noqa: E402
@@ -32,7 +33,6 @@ from mlanet_lammps.data.io import Frame  # noqa: E402
 from mlanet_lammps.lammps.export import export  # noqa: E402
 from mlanet_lammps.predict import predict  # noqa: E402
 
-LMP = Path(sys.prefix) / "bin" / "lmp"
 LOOP = re.compile(r"Loop time of (\S+) on (\d+) procs for (\d+) steps with (\d+) atoms")
 
 

@@ -19,14 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from paths import LMP, ROOT, WATER
+
 sys.path.insert(0, str(ROOT))
 
 from mlanet_lammps.fileio import atomic_write_bytes  # noqa: E402
 from mlanet_lammps.lammps.export import export  # noqa: E402
 
-LMP = Path(sys.prefix) / "bin" / "lmp"
-WATER = ROOT.parent / "shared" / "data" / "deepmd_water_example" / "water_192atoms_400frames.extxyz"
 TYPE_TO_Z = {1: 8, 2: 1}  # lammps_inputs/water_192.data: type 1 = O, type 2 = H
 RMAX, NBINS = 6.0, 120
 

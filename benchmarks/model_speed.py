@@ -10,7 +10,6 @@ time, which stays comparable when other work shares the machine; `--clock wall` 
 import argparse
 import statistics
 import time
-from pathlib import Path
 
 import ase.io
 import numpy as np
@@ -19,8 +18,7 @@ import yaml
 
 from mlanet_lammps.calculator import MLANetCalculator
 from mlanet_lammps.model.mlanet import MLANet, ModelConfig
-
-WATER = Path(__file__).resolve().parents[2] / "shared" / "data" / "deepmd_water_example" / "water_192atoms_400frames.extxyz"
+from paths import WATER
 
 
 def us_per_atom_step(overrides: dict, clock, steps: int = 10, warmup: int = 3) -> tuple[float, int]:

@@ -10,7 +10,7 @@ from torch import nn
 
 from .attention import DualPathAttentionBlock, hidden_irreps
 from .radial import RadialEmbedding
-from .repulsion import ZBLRepulsion
+from .repulsion import ZBLRepulsion, switch_radii
 from .scale import AtomicEnergyScale
 
 
@@ -36,6 +36,7 @@ class ModelConfig:
     reference_energies: List[float] = field(default_factory=list)
     energy_scale: float = 1.0
     repulsion: str = "zbl"  # "zbl": add the ZBL pair repulsion prior (repulsion.py); "none": network only
+    repulsion_radii: List[List[float]] = field(default_factory=list)  # [S][S] ZBL switch radii, Å ([]: covalent sums)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,8 +90,8 @@ class MLANet(nn.Module):
         if config.repulsion not in ("zbl", "none"):
             raise ValueError(f"repulsion must be 'zbl' or 'none', got {config.repulsion!r}")
         # zero or one prior; a ModuleList keeps the model scriptable either way
-        self.priors = nn.ModuleList([ZBLRepulsion(config.atomic_numbers, config.cutoff)]
-                                    if config.repulsion == "zbl" else [])
+        radii = config.repulsion_radii or switch_radii(config.atomic_numbers, config.cutoff)
+        self.priors = nn.ModuleList([ZBLRepulsion(config.atomic_numbers, radii)] if config.repulsion == "zbl" else [])
 
     def forward(self, edge_vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor,
                 hop: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -7,13 +7,16 @@ Ions in Solids*, 1985) supplies the physical wall; the network learns the rest o
     V(r) = k_e Z_i Z_j / r * phi(r / a),  a = 0.46850 / (Z_i^0.23 + Z_j^0.23) Å,  k_e = 14.399645 eV Å
     phi(x) = 0.18175 e^(-3.19980 x) + 0.50986 e^(-0.94229 x) + 0.28022 e^(-0.40290 x) + 0.02817 e^(-0.20162 x)
 
-It is multiplied by the polynomial cutoff f(r / r_sw) of `radial.polynomial_cutoff` (p = 6), r_sw = sum of the two
-covalent radii (ASE's table), capped at the model cutoff, so V f and its first two derivatives vanish at r_sw and the
-prior does not touch bonded geometries beyond it. Each directed edge i -> j adds V f / 2 to E_i: the energy stays a sum
-of per-atom terms of the neighbourhood (exact under LAMMPS domain decomposition).
+It is multiplied by the polynomial cutoff f(r / r_sw) of `radial.polynomial_cutoff` (p = 6), so V f and its first
+two derivatives vanish at the switch radius r_sw. `switch_radii` picks r_sw per species pair: at most the sum of the
+two covalent radii (ASE's table) and, when training data are given, at most the shortest distance of that pair in
+them, so the prior is exactly zero on every training structure and the network never has to cancel it (with the
+covalent sum alone, the prior's forces on the formate/Cu training frames had an RMS of 1.9 eV/Å). Each directed edge
+i -> j adds V f / 2 to E_i: the energy stays a sum of per-atom terms of the neighbourhood (exact under LAMMPS domain
+decomposition).
 """
 
-from typing import List
+from typing import List, Optional
 
 import torch
 from ase.data import covalent_radii
@@ -28,6 +31,17 @@ PHI_EXPONENTS = (3.19980, 0.94229, 0.40290, 0.20162)
 SWITCH_P = 6.0
 
 
+def switch_radii(atomic_numbers: List[int], cutoff: float,
+                 shortest: Optional[List[List[float]]] = None) -> List[List[float]]:
+    """[S][S] switch radii r_sw in Å: covalent-radii sum, capped by the model cutoff and by `shortest`
+    ([S][S] shortest distance of each species pair in the training data, inf where a pair never occurs)."""
+    radii = [float(covalent_radii[z]) for z in atomic_numbers]
+    out = [[min(ri + rj, cutoff) for rj in radii] for ri in radii]
+    if shortest is not None:
+        out = [[min(r, s) for r, s in zip(row, srow)] for row, srow in zip(out, shortest)]
+    return out
+
+
 class ZBLRepulsion(nn.Module):
     """Per-atom ZBL repulsion energies (eV).
 
@@ -37,15 +51,15 @@ class ZBLRepulsion(nn.Module):
       center, neighbor: [E] atom indices i and j of each directed edge
     """
 
-    def __init__(self, atomic_numbers: List[int], cutoff: float):
+    def __init__(self, atomic_numbers: List[int], radii: List[List[float]]):
+        """radii: [S][S] switch radii r_sw in Å (see `switch_radii`)."""
         super().__init__()
         z = torch.tensor(atomic_numbers, dtype=torch.float64)  # exact tables; model.to(dtype) rounds them once
-        radii = torch.tensor([float(covalent_radii[n]) for n in atomic_numbers], dtype=z.dtype)
         # [S, S] pair tables, rebuilt from the atomic numbers (not stored in checkpoints)
         self.register_buffer("charge_product", COULOMB_EV_A * z[:, None] * z[None, :], persistent=False)
         zp = z.pow(0.23)
         self.register_buffer("inv_screening", (zp[:, None] + zp[None, :]) / SCREENING_LENGTH_A, persistent=False)
-        self.register_buffer("switch_radius", (radii[:, None] + radii[None, :]).clamp(max=cutoff), persistent=False)
+        self.register_buffer("switch_radius", torch.tensor(radii, dtype=z.dtype), persistent=False)
         self.switch_p = SWITCH_P
         self.register_buffer("phi_coeffs", torch.tensor(PHI_COEFFS, dtype=z.dtype), persistent=False)
         self.register_buffer("phi_exponents", torch.tensor(PHI_EXPONENTS, dtype=z.dtype), persistent=False)

@@ -20,12 +20,13 @@ from ..data.batch import GraphBatch, collate, frame_to_graph
 from ..data.io import Frame, read_frames, write_frames
 from ..errors import MLANetInputError
 from ..model.mlanet import MLANet, ModelConfig
+from ..model.repulsion import switch_radii
 from ..predict import Prediction, predict
 from ..fileio import atomic_write_bytes
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, parse_duration
 from .metrics import ErrorAccumulator
-from .statistics import average_neighbors, force_rms, reference_energies, split_indices
+from .statistics import average_neighbors, force_rms, reference_energies, shortest_pair_distances, split_indices
 
 
 class TrainingDiverged(RuntimeError):
@@ -83,6 +84,7 @@ def prepare_data(cfg: Config) -> PreparedData:
         envelope_p=m.envelope_p, l_max=m.l_max, channels=m.channels, num_layers=m.num_layers, embed_dim=m.embed_dim,
         radial_hidden=m.radial_hidden, chem_hidden=m.chem_hidden, att_channels=m.att_channels, logit_cap=m.logit_cap,
         readout_hidden=m.readout_hidden, repulsion=m.repulsion,
+        repulsion_radii=switch_radii(atomic_numbers, m.cutoff, shortest_pair_distances(train, len(atomic_numbers))),
         avg_num_neighbors=average_neighbors([g.edge_index.shape[1] for g in train], [int(g.num_atoms) for g in train]),
         reference_energies=reference_energies(train_frames, atomic_numbers), energy_scale=force_rms(train_frames))
     return PreparedData(train, valid, valid_frames, model_config, file_sha256([d.train_file, d.valid_file]))

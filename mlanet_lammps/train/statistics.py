@@ -33,6 +33,15 @@ def average_neighbors(num_edges: Sequence[int], num_atoms: Sequence[int]) -> flo
     return max(float(np.sum(num_edges)) / max(float(np.sum(num_atoms)), 1.0), 1.0)
 
 
+def shortest_pair_distances(graphs, num_species: int) -> List[List[float]]:
+    """[S][S] shortest edge length (Å) of each species pair over the graphs (inf for pairs that never meet)."""
+    out = np.full((num_species, num_species), np.inf)
+    for g in graphs:
+        si, sj = (g.species[g.edge_index[k]].numpy() for k in (0, 1))
+        np.minimum.at(out, (si, sj), np.linalg.norm(g.edge_vec.numpy(), axis=1))
+    return out.tolist()
+
+
 def split_indices(n: int, valid_fraction: float, seed: int, where: str) -> Tuple[np.ndarray, np.ndarray]:
     """Random train/validation split of n frames (at least one frame in each part)."""
     if n < 2:

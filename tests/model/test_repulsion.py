@@ -1,5 +1,6 @@
-"""The ZBL repulsion prior: its values against the published formula, smooth switch-off at the covalent-radii sum,
-a wall that keeps atoms apart, and backward compatibility of checkpoints written without it."""
+"""The ZBL repulsion prior: its values against the published formula, smooth switch-off at the switch radius
+(covalent-radii sum by default), a wall that keeps atoms apart, and backward compatibility of checkpoints written
+without it. (The data-derived switch radii are tested with training, tests/train.)"""
 
 import math
 

@@ -170,3 +170,20 @@ def test_ema_keeps_atomic_numbers_exact():
     assert ema.module.atomic_numbers.tolist() == [1, 6, 8, 29]
     averaged = next(ema.module.parameters())
     assert not torch.equal(averaged, weight) and torch.all(averaged < weight)  # floats are averaged, lagging behind
+
+
+def test_repulsion_prior_is_zero_on_every_training_frame(tmp_path):
+    """Switch radii are capped by each pair's shortest training distance: the prior adds nothing to the training
+    energies or forces (the network never has to cancel it), yet stays a wall below that distance."""
+    cfg = config_from_dict(config(tmp_path))
+    data = loop.prepare_data(cfg)
+    radii = np.array(data.model_config.repulsion_radii)  # species order H, O
+    assert radii.shape == (2, 2) and np.allclose(radii, radii.T)
+    assert radii[0, 1] < 0.97 and radii[0, 0] == pytest.approx(0.62) and radii[1, 1] == pytest.approx(1.32)
+    prior = loop.MLANet(data.model_config).to(torch.float64).priors[0]
+    for g in data.train:
+        dist = torch.linalg.norm(g.edge_vec, dim=-1)
+        energy = prior(dist, g.species, g.edge_index[0], g.edge_index[1])
+        assert float(energy.abs().max()) == 0.0
+    short = torch.tensor([0.8 * radii[0, 1]], dtype=torch.float64)
+    assert float(prior.pair_energy(short, torch.tensor([0]), torch.tensor([1]))) > 0.01

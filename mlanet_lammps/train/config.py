@@ -42,7 +42,7 @@ class ModelOptions:
     att_channels: int = opt(8, "query/key channels per irrep order in the attention")
     logit_cap: float = opt(5.0, "soft cap of attention logits (keeps exp finite)")
     readout_hidden: int = opt(32, "hidden width of the per-atom energy readout")
-    repulsion: str = opt("zbl", "'zbl': add the ZBL nuclear repulsion below min(covalent-radii sum, shortest training distance) of each pair (keeps MD from collapsing atoms) or 'none'")
+    repulsion: str = opt("zbl", "'zbl': add the ZBL nuclear repulsion below each pair's shortest training distance (keeps MD from collapsing atoms) or 'none'")
 
 
 @dataclass

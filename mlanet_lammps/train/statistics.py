@@ -1,9 +1,11 @@
-"""Dataset statistics that initialise the model: per-element reference energies, energy scale, neighbour count."""
+"""Dataset statistics that initialise the model: per-element reference energies, energy scale, neighbour count,
+shortest distance of each species pair (ZBL switch radii)."""
 
 from typing import List, Sequence, Tuple
 
 import numpy as np
 
+from ..data.batch import GraphBatch
 from ..data.io import Frame
 from ..errors import MLANetInputError
 
@@ -33,7 +35,7 @@ def average_neighbors(num_edges: Sequence[int], num_atoms: Sequence[int]) -> flo
     return max(float(np.sum(num_edges)) / max(float(np.sum(num_atoms)), 1.0), 1.0)
 
 
-def shortest_pair_distances(graphs, num_species: int) -> List[List[float]]:
+def shortest_pair_distances(graphs: Sequence[GraphBatch], num_species: int) -> List[List[float]]:
     """[S][S] shortest edge length (Å) of each species pair over the graphs (inf for pairs that never meet)."""
     out = np.full((num_species, num_species), np.inf)
     for g in graphs:

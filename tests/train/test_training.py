@@ -173,13 +173,19 @@ def test_ema_keeps_atomic_numbers_exact():
 
 
 def test_repulsion_prior_is_zero_on_every_training_frame(tmp_path):
-    """Switch radii are capped by each pair's shortest training distance: the prior adds nothing to the training
-    energies or forces (the network never has to cancel it), yet stays a wall below that distance."""
+    """Switch radii are each pair's shortest training distance (at most 2x the covalent sum): the prior adds nothing
+    to the training energies or forces (the network never has to cancel it), yet is a wall below that distance."""
     cfg = config_from_dict(config(tmp_path))
     data = loop.prepare_data(cfg)
     radii = np.array(data.model_config.repulsion_radii)  # species order H, O
     assert radii.shape == (2, 2) and np.allclose(radii, radii.T)
-    assert radii[0, 1] < 0.97 and radii[0, 0] == pytest.approx(0.62) and radii[1, 1] == pytest.approx(1.32)
+    shortest = np.full((2, 2), np.inf)
+    for g in data.train:
+        pair = (g.species[g.edge_index[0]].numpy(), g.species[g.edge_index[1]].numpy())
+        np.minimum.at(shortest, pair, np.linalg.norm(g.edge_vec.numpy(), axis=1))
+    # O-H: the shortest O-H bond; O-O: the shortest O-O contact (> covalent sum 1.32 Å); H-H: 2 x 0.62 Å cap
+    assert radii[0, 1] == pytest.approx(shortest[0, 1]) and radii[1, 1] == pytest.approx(shortest[1, 1])
+    assert radii[1, 1] > 1.32 and shortest[0, 0] > 1.24 and radii[0, 0] == pytest.approx(1.24)
     prior = loop.MLANet(data.model_config).to(torch.float64).priors[0]
     for g in data.train:
         dist = torch.linalg.norm(g.edge_vec, dim=-1)

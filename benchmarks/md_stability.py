@@ -107,7 +107,8 @@ def main(argv=None) -> int:
     g = {name: {"md": rdf(md_frames, pair), "dft": rdf(dft_frames, pair)}
          for name, pair in (("O-O", (8, 8)), ("O-H", (8, 1)))}
     summary = {
-        "checkpoint": str(args.checkpoint), "steps_requested": steps, "steps_run": int(thermo[-1, 0]), "dt_fs": args.dt_fs, "simulated_ps": float(thermo[-1, 1]),
+        "checkpoint": str(args.checkpoint), "steps_requested": steps, "steps_run": int(thermo[-1, 0]),
+        "dt_fs": args.dt_fs, "simulated_ps": float(thermo[-1, 1]),
         "ranks": args.ranks, "wall_seconds": wall, "T_target": args.T,
         "closest_approach_thermo_A": float(thermo[:, 6].min()), "closest_approach_frames_A": min_distance(frames),
         "T_mean": float(settled[:, 2].mean()), "T_std": float(settled[:, 2].std()),

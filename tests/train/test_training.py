@@ -16,6 +16,7 @@ from mlanet_lammps.evaluate import evaluate_frames
 from mlanet_lammps.train import loop
 from mlanet_lammps.train.checkpoint import load_checkpoint, load_model, model_from_payload
 from mlanet_lammps.train.config import config_from_dict, load_config
+from mlanet_lammps.train.statistics import shortest_pair_distances
 from tests.conftest import WATER
 
 TINY = {"cutoff": 4.0, "num_layers": 2, "l_max": 1, "channels": 8, "embed_dim": 8, "radial_hidden": 16,
@@ -179,10 +180,7 @@ def test_repulsion_prior_is_zero_on_every_training_frame(tmp_path):
     data = loop.prepare_data(cfg)
     radii = np.array(data.model_config.repulsion_radii)  # species order H, O
     assert radii.shape == (2, 2) and np.allclose(radii, radii.T)
-    shortest = np.full((2, 2), np.inf)
-    for g in data.train:
-        pair = (g.species[g.edge_index[0]].numpy(), g.species[g.edge_index[1]].numpy())
-        np.minimum.at(shortest, pair, np.linalg.norm(g.edge_vec.numpy(), axis=1))
+    shortest = np.array(shortest_pair_distances(data.train, 2))
     # O-H: the shortest O-H bond; O-O: the shortest O-O contact (> covalent sum 1.32 Å); H-H: 2 x 0.62 Å cap
     assert radii[0, 1] == pytest.approx(shortest[0, 1]) and radii[1, 1] == pytest.approx(shortest[1, 1])
     assert radii[1, 1] > 1.32 and shortest[0, 0] > 1.24 and radii[0, 0] == pytest.approx(1.24)

@@ -9,6 +9,7 @@ from e3nn import o3
 from torch import nn
 
 from .attention import DualPathAttentionBlock, hidden_irreps
+from .density import AngularDensity
 from .radial import RadialEmbedding
 from .repulsion import ZBLRepulsion, switch_radii
 from .scale import AtomicEnergyScale
@@ -24,7 +25,7 @@ class ModelConfig:
     trainable_basis: bool = False
     envelope_p: int = 6
     l_max: int = 1
-    channels: int = 32
+    channels: int = 24
     num_layers: int = 2
     embed_dim: int = 16
     radial_hidden: int = 64
@@ -32,6 +33,8 @@ class ModelConfig:
     att_channels: int = 8
     logit_cap: float = 5.0
     readout_hidden: int = 32
+    density_l_max: int = 3  # angular density invariants added after layer 1 (density.py); -1: none
+    density_channels: int = 8
     avg_num_neighbors: float = 20.0
     reference_energies: List[float] = field(default_factory=list)
     energy_scale: float = 1.0
@@ -63,7 +66,11 @@ class MLANet(nn.Module):
         self.cutoff = float(config.cutoff)
         self.num_layers = int(config.num_layers)
         self.irreps_sh = o3.Irreps.spherical_harmonics(config.l_max)
-        self.spherical_harmonics = o3.SphericalHarmonics(self.irreps_sh, normalize=True, normalization="component")
+        # one evaluation of Y up to the largest l any block needs; the layers read its first irreps_sh.dim columns
+        self.spherical_harmonics = o3.SphericalHarmonics(
+            o3.Irreps.spherical_harmonics(max(config.l_max, config.density_l_max)), normalize=True,
+            normalization="component")
+        self.num_sh = self.irreps_sh.dim
         self.radial = RadialEmbedding(config.cutoff, config.num_basis, config.trainable_basis, config.envelope_p)
         self.embedding = nn.Embedding(num_species, config.embed_dim)
         self.node_init = nn.Linear(config.embed_dim, config.channels)
@@ -79,6 +86,10 @@ class MLANet(nn.Module):
                 config.radial_hidden, config.chem_hidden, config.att_channels, config.logit_cap))
             irreps = irreps_out
         self.layers = nn.ModuleList(layers)
+        # zero or one density block (a ModuleList keeps the model scriptable either way)
+        self.density = nn.ModuleList([AngularDensity(
+            config.density_l_max, config.density_channels, config.num_basis, config.embed_dim,
+            config.avg_num_neighbors, config.channels)] if config.density_l_max >= 0 else [])
         self.num_scalars = config.channels
         self.readout = nn.Sequential(
             nn.Linear(config.num_layers * config.channels, config.readout_hidden), nn.SiLU(),
@@ -103,12 +114,16 @@ class MLANet(nn.Module):
         h = self.node_init(z)
         scalars: List[torch.Tensor] = []
         for k, layer in enumerate(self.layers):
-            if hop is None:
-                h = layer(h, z, sh, radial, env, center, neighbor)
-            else:
+            sh_k, radial_k, env_k, center_k, neighbor_k = sh, radial, env, center, neighbor
+            if hop is not None:
                 keep = torch.nonzero(hop.index_select(0, center) <= self.num_layers - 1 - k).squeeze(-1)
-                h = layer(h, z, sh.index_select(0, keep), radial.index_select(0, keep), env.index_select(0, keep),
-                          center.index_select(0, keep), neighbor.index_select(0, keep))
+                sh_k, radial_k, env_k = sh.index_select(0, keep), radial.index_select(0, keep), env.index_select(0, keep)
+                center_k, neighbor_k = center.index_select(0, keep), neighbor.index_select(0, keep)
+            h = layer(h, z, sh_k[:, :self.num_sh], radial_k, env_k, center_k, neighbor_k)
+            if k == 0:
+                for density in self.density:
+                    h = torch.cat([h[:, :self.num_scalars] + density(sh_k, radial_k, z, center_k, neighbor_k),
+                                   h[:, self.num_scalars:]], dim=-1)
             scalars.append(h[:, :self.num_scalars])
         e = self.energy_scale(self.readout(torch.cat(scalars, dim=-1)).squeeze(-1), species)
         for prior in self.priors:

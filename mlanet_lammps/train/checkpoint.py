@@ -12,8 +12,10 @@ from ..fileio import atomic_write_bytes
 from ..model.mlanet import MLANet, ModelConfig
 
 FORMAT = "mlanet_lammps.checkpoint"
-VERSION = 3  # 2: the last layer outputs scalars only (weights of version 1 do not fit); 3: model_config.repulsion
-READABLE = (2, 3)  # version 2 files had no repulsion prior and load with repulsion "none"
+# 2: the last layer outputs scalars only (weights of version 1 do not fit); 3: model_config.repulsion;
+# 4: model_config.density_l_max / density_channels (angular density block)
+VERSION = 4
+READABLE = (2, 3, 4)  # older files load as what they were: version 2 without the repulsion prior, 2 and 3 without density
 
 
 def save_checkpoint(path: str | Path, model_config: ModelConfig, model_state: Dict[str, torch.Tensor],
@@ -44,6 +46,8 @@ def load_checkpoint(path: str | Path) -> Dict[str, Any]:
                                "use the mlanet_lammps version that wrote it or retrain")
     if payload["version"] == 2:
         payload["model_config"].setdefault("repulsion", "none")
+    if payload["version"] <= 3:
+        payload["model_config"].setdefault("density_l_max", -1)
     return payload
 
 

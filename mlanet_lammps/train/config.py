@@ -32,7 +32,7 @@ class ModelOptions:
     cutoff: float = opt(5.0, f"radial cutoff r_cut in Å (0.5 < r_cut <= {MAX_CUTOFF})")
     num_layers: int = opt(2, "interaction (dual-path attention) layers; receptive field = num_layers x cutoff")
     l_max: int = opt(1, "highest spherical-harmonic order of edge and node features (2: ~4x slower here)")
-    channels: int = opt(32, "channels per irrep order of node features")
+    channels: int = opt(24, "channels per irrep order of node features")
     num_basis: int = opt(8, "number of Bessel radial basis functions")
     trainable_basis: bool = opt(False, "learn the Bessel frequencies")
     envelope_p: int = opt(6, "exponent of the polynomial cutoff envelope")
@@ -42,6 +42,8 @@ class ModelOptions:
     att_channels: int = opt(8, "query/key channels per irrep order in the attention")
     logit_cap: float = opt(5.0, "soft cap of attention logits (keeps exp finite)")
     readout_hidden: int = opt(32, "hidden width of the per-atom energy readout")
+    density_l_max: int = opt(3, "highest l of the angular density invariants (three-body angle features) added after layer 1; -1: none")
+    density_channels: int = opt(8, "radial channels of the angular density")
     repulsion: str = opt("zbl", "'zbl': add the ZBL nuclear repulsion below each pair's shortest training distance (keeps MD from collapsing atoms) or 'none'")
 
 
@@ -140,6 +142,9 @@ def validate(cfg: Config, source: str) -> Config:
          "e.g. num_layers: 2, l_max: 2, channels: 32"),
         (0.0 < d.valid_fraction < 1.0 or d.valid_file is not None, f"data.valid_fraction = {d.valid_fraction} not in (0, 1)",
          "e.g. valid_fraction: 0.1"),
+        (m.density_l_max >= -1 and m.density_channels >= 1,
+         f"model.density_l_max = {m.density_l_max}, density_channels = {m.density_channels} out of range",
+         "use density_l_max -1 (none) to 3 and density_channels >= 1"),
         (m.repulsion in ("zbl", "none"), f"model.repulsion = {m.repulsion!r} unknown", "use zbl or none"),
         (t.lr_schedule in ("plateau", "cosine", "constant"), f"training.lr_schedule = {t.lr_schedule!r} unknown",
          "use plateau, cosine or constant"),

@@ -122,12 +122,12 @@ def test_unknown_repulsion_rejected():
 
 
 def test_switch_radii_follow_the_training_distances():
-    """Seen pairs: their shortest training distance, at most 2x the covalent sum; unseen pairs: the covalent sum;
-    everything at most the cutoff."""
+    """Seen pairs: 0.9 x their shortest training distance, at most 2x the covalent sum; unseen pairs: the covalent
+    sum; everything at most the cutoff."""
     from mlanet_lammps.model.repulsion import switch_radii
 
     inf = float("inf")
-    radii = switch_radii([1, 8, 29], 2.5, [[inf, 0.9, 1.5], [0.9, 2.6, inf], [1.5, inf, 2.3]])
-    expected = [[0.62, 0.9, 1.5], [0.9, 2.5, 1.98], [1.5, 1.98, 2.3]]  # O-O: 2.6 capped by the 2.5 Å cutoff
+    radii = switch_radii([1, 8, 29], 2.5, [[inf, 0.9, 1.5], [0.9, 2.9, inf], [1.5, inf, 2.3]])
+    expected = [[0.62, 0.81, 1.35], [0.81, 2.5, 1.98], [1.35, 1.98, 2.07]]  # O-O: 0.9 x 2.9 capped by the 2.5 Å cutoff
     np.testing.assert_allclose(radii, expected, atol=1e-12)
     assert switch_radii([1], 5.0, [[3.0]]) == [[pytest.approx(1.24)]]  # capped at 2 x 0.62 Å

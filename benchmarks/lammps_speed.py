@@ -82,8 +82,8 @@ print("PAIRS", model.pairs_evaluated, model.pairs_unpruned, lmp.get_natoms())
 
 BARE_SCRIPT = """
 import sys, ase.io, torch
-sys.path.insert(0, "{root}")
-from benchmarks.lammps_speed import bare_model_seconds
+sys.path[:0] = ["{root}", "{root}/benchmarks"]
+from lammps_speed import bare_model_seconds
 from mlanet_lammps.train.checkpoint import load_model
 atoms = ase.io.read("{root}/examples/water/water_40frames.extxyz", 0).repeat(({rep}, {rep}, {rep}))
 print("BARE", bare_model_seconds(load_model("{ckpt}", dtype=torch.float32), atoms, {threads}))

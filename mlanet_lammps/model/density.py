@@ -1,7 +1,7 @@
 """Angular density invariants: smooth three-body features of each atom's neighbourhood.
 
 For atom i, radial channel k and spherical harmonic (l, m):
-  A_ikl m  = (1 / avg_num_neighbors) sum_j  R_k(d_ij, z_j) Y_lm(r_hat_ij)          R_k = (W e(d_ij)) * (V z_j)
+  A_iklm   = (1 / avg_num_neighbors) sum_j  R_k(d_ij, z_j) Y_lm(r_hat_ij)          R_k = (W e(d_ij)) * (V z_j)
   B_i,kk'l = sum_m A_iklm A_ik'lm / sqrt(2l + 1)                                  (k <= k', l = 0..l_max)
 e(d) is the enveloped Bessel basis, so every R_k, A and B go to zero smoothly as a neighbour leaves the cutoff.
 B is the power spectrum of the neighbour density: the sum over m makes it rotation invariant, and

@@ -1,5 +1,5 @@
-"""MLANet: species embedding -> dual-path attention layers -> cross-layer readout -> per-atom energies E_i (eV),
-plus an optional ZBL short-range repulsion prior."""
+"""MLANet: species embedding -> dual-path attention layers (the first one followed by the angular density
+invariants) -> cross-layer readout -> per-atom energies E_i (eV), plus an optional ZBL short-range repulsion prior."""
 
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional

@@ -44,7 +44,7 @@ class ModelOptions:
     readout_hidden: int = opt(32, "hidden width of the per-atom energy readout")
     density_l_max: int = opt(3, "highest l of the angular density invariants (three-body angle features) added after layer 1; -1: none")
     density_channels: int = opt(8, "radial channels of the angular density")
-    repulsion: str = opt("zbl", "'zbl': add the ZBL nuclear repulsion below each pair's shortest training distance (keeps MD from collapsing atoms) or 'none'")
+    repulsion: str = opt("zbl", "'zbl': add the ZBL nuclear repulsion below 0.9 x each pair's shortest training distance (keeps MD from collapsing atoms) or 'none'")
 
 
 @dataclass
@@ -144,7 +144,7 @@ def validate(cfg: Config, source: str) -> Config:
          "e.g. valid_fraction: 0.1"),
         (m.density_l_max >= -1 and m.density_channels >= 1,
          f"model.density_l_max = {m.density_l_max}, density_channels = {m.density_channels} out of range",
-         "use density_l_max -1 (none) to 3 and density_channels >= 1"),
+         "use density_l_max >= -1 (-1: none, 3: the default) and density_channels >= 1"),
         (m.repulsion in ("zbl", "none"), f"model.repulsion = {m.repulsion!r} unknown", "use zbl or none"),
         (t.lr_schedule in ("plateau", "cosine", "constant"), f"training.lr_schedule = {t.lr_schedule!r} unknown",
          "use plateau, cosine or constant"),

@@ -16,6 +16,12 @@ from tests.conftest import make_model
 SPECIES = [1, 8]
 
 
+def energy(model, atoms) -> float:
+    atoms = atoms.copy()
+    atoms.calc = MLANetCalculator(model)
+    return atoms.get_potential_energy()
+
+
 @pytest.mark.parametrize("l_max", [0, 2, 3])
 def test_invariants_are_the_legendre_power_spectrum(water_atoms, l_max):
     """B_i,kk'l = sum_m A_iklm A_ik'lm / sqrt(2l+1) must equal
@@ -46,12 +52,7 @@ def test_density_changes_the_energy(water_atoms):
     """The block is wired in: with the same other weights, removing it changes the energy."""
     with_density, without = make_model(SPECIES, seed=3), make_model(SPECIES, seed=3, density_l_max=-1)
     without.load_state_dict({k: v for k, v in with_density.state_dict().items() if not k.startswith("density.")})
-    energies = []
-    for model in (with_density, without):
-        atoms = water_atoms.copy()
-        atoms.calc = MLANetCalculator(model)
-        energies.append(atoms.get_potential_energy())
-    assert abs(energies[0] - energies[1]) > 1e-3
+    assert abs(energy(with_density, water_atoms) - energy(without, water_atoms)) > 1e-3
 
 
 def test_version_3_checkpoint_loads_without_density(tmp_path, water_atoms):
@@ -64,9 +65,4 @@ def test_version_3_checkpoint_loads_without_density(tmp_path, water_atoms):
     torch.save(payload, tmp_path / "v3.ckpt")
     loaded = load_model(tmp_path / "v3.ckpt")
     assert loaded.config.density_l_max == -1 and len(loaded.density) == 0
-    energies = []
-    for m in (model, loaded):
-        atoms = water_atoms.copy()
-        atoms.calc = MLANetCalculator(m)
-        energies.append(atoms.get_potential_energy())
-    assert energies[1] == pytest.approx(energies[0], rel=1e-12)
+    assert energy(loaded, water_atoms) == pytest.approx(energy(model, water_atoms), rel=1e-12)

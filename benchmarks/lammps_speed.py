@@ -1,11 +1,13 @@
 """LAMMPS MD speed of an exported MLANet on replicated water boxes, against a bare model call on the same atoms.
 
     .venv/bin/python benchmarks/lammps_speed.py runs/water-demo/best.ckpt --reps 1 2 4 --ranks 1 2 --steps 10
+    .venv/bin/python benchmarks/lammps_speed.py runs/water-demo/best.ckpt --device cuda --reps 1 2 4 --ranks 1
 
 For each size (192 x rep^3 atoms) and MPI rank count it runs lammps_inputs/scaling_water.in and reports
 timesteps/s, atom-steps/s (from LAMMPS' own "Loop time"), peak resident memory per atom (all ranks), the ratio of the
-LAMMPS step time to one bare model call (energy + forces through the ASE path, same atoms, same thread count) and the
-(pair, layer) evaluations per step with and without ghost-depth pruning. Writes a markdown table and JSON.
+LAMMPS step time to one bare model call (energy + forces through the ASE path, same atoms, same thread count and
+device; its peak GPU memory per atom with --device cuda) and the (pair, layer) evaluations per step with and without
+ghost-depth pruning. One rank runs lmp without mpirun, so a serial LAMMPS build works. Writes a markdown table and JSON.
 Measurements, not tests: numbers depend on the machine; the script prints what it ran on.
 """
 
@@ -36,23 +38,33 @@ from mlanet_lammps.predict import predict  # noqa: E402
 LOOP = re.compile(r"Loop time of (\S+) on (\d+) procs for (\d+) steps with (\d+) atoms")
 
 
-def bare_model_seconds(model, atoms, threads: int, repeats: int = 5) -> float:
-    """Median seconds of one energy + forces evaluation (neighbour list included) on `atoms`."""
+def bare_model_seconds(model, atoms, threads: int, device: str = "cpu", repeats: int = 5) -> tuple[float, float]:
+    """(median seconds of one energy + forces evaluation on `atoms`, neighbour list included; peak GPU memory in
+    bytes, 0 on the CPU). `model` must already be on `device`."""
     torch.set_num_threads(threads)
     numbers = model.atomic_numbers.tolist()
+    cuda = device.startswith("cuda")
     times = []
     for i in range(repeats + 1):
         t = time.perf_counter()
-        graph = frame_to_graph(Frame.from_atoms(atoms), model.cutoff, numbers).to("cpu", torch.float32)
+        graph = frame_to_graph(Frame.from_atoms(atoms), model.cutoff, numbers).to(device, torch.float32)
         predict(model, graph)
+        if cuda:
+            torch.cuda.synchronize()
         if i:  # the first call warms up
             times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return statistics.median(times), float(torch.cuda.max_memory_allocated()) if cuda else 0.0
+
+
+# runs one rank's lmp and prints its peak resident memory (stands in for /usr/bin/time, which images may lack)
+PEAK_RSS = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:]); "
+            "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, flush=True); sys.exit(rc)")
 
 
 def run_lammps(workdir: Path, model_prefix: Path, rep: int, ranks: int, steps: int, threads: int) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-    cmd = ["mpirun", "-np", str(ranks), "/usr/bin/time", "-f", "MAXRSS_KB %M", str(LMP), "-in",
+    mpirun = ["mpirun", "-np", str(ranks)] if ranks > 1 else []
+    cmd = mpirun + [sys.executable, "-c", PEAK_RSS, str(LMP), "-in",
            str(ROOT / "lammps_inputs" / "scaling_water.in"), "-var", "model", str(model_prefix), "-var", "rep", str(rep),
            "-var", "steps", str(steps), "-log", "none"]
     proc = subprocess.run(cmd, cwd=ROOT / "lammps_inputs", capture_output=True, text=True, env=env)
@@ -86,7 +98,8 @@ sys.path[:0] = ["{root}", "{root}/benchmarks"]
 from lammps_speed import bare_model_seconds
 from mlanet_lammps.train.checkpoint import load_model
 atoms = ase.io.read("{root}/examples/water/water_40frames.extxyz", 0).repeat(({rep}, {rep}, {rep}))
-print("BARE", bare_model_seconds(load_model("{ckpt}", dtype=torch.float32), atoms, {threads}))
+print("BARE %r %r" % bare_model_seconds(load_model("{ckpt}", dtype=torch.float32).to("{device}"), atoms, {threads},
+                                        "{device}"))
 """
 
 
@@ -117,33 +130,40 @@ def main() -> None:
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per MPI rank")
+    parser.add_argument("--device", default="cpu", help="where the model runs: cpu, cuda or cuda:N (LAMMPS itself "
+                        "stays on the CPU build; each rank takes GPU local_rank %% n_gpus)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "lammps_speed"))
     args = parser.parse_args()
 
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model_file = out.with_name(out.name + "_model.mliap.pt").resolve()
-    export(args.checkpoint, model_file, dtype="float32", device="cpu")
+    export(args.checkpoint, model_file, dtype="float32", device=args.device)
     snippet = model_file.with_name(model_file.name.replace(".mliap.pt", ".lammps.in"))
     model_prefix = model_file.with_name(model_file.name.replace(".mliap.pt", ""))
     rows = []
     for rep in args.reps:
         atoms = 192 * rep ** 3
-        bare = float(in_subprocess(BARE_SCRIPT.format(root=ROOT, rep=rep, ckpt=Path(args.checkpoint).resolve(),
-                                                      threads=args.threads), r"BARE (\S+)").group(1))
+        found = in_subprocess(BARE_SCRIPT.format(root=ROOT, rep=rep, ckpt=Path(args.checkpoint).resolve(),
+                                                 threads=args.threads, device=args.device), r"BARE (\S+) (\S+)")
+        bare, gpu_bytes = map(float, found.groups())
         pairs = pair_counts(model_file, snippet, rep)
         for ranks in args.ranks:
             res = run_lammps(out.parent, model_prefix, rep, ranks, args.steps, args.threads)
-            row = {"atoms": atoms, "ranks": ranks, "threads_per_rank": args.threads,
-                   "bare_model_s": bare, "bare_us_per_atom": bare / atoms * 1e6, **pairs, **res}
+            row = {"atoms": atoms, "ranks": ranks, "threads_per_rank": args.threads, "device": args.device,
+                   "bare_model_s": bare, "bare_us_per_atom": bare / atoms * 1e6,
+                   "bare_gpu_peak_kb_per_atom": gpu_bytes / 1024 / atoms, **pairs, **res}
             if "seconds" in res:
                 row["lammps_step_s"] = res["seconds"] / res["steps"]
                 row["step_over_bare"] = row["lammps_step_s"] / bare
             rows.append(row)
             print(json.dumps(row), flush=True)
     machine = f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    if args.device.startswith("cuda"):
+        machine += f", model on {torch.cuda.get_device_name(torch.device(args.device))}"
     header = ("| atoms | ranks | timesteps/s | atom-steps/s | LAMMPS step (s) | bare model call (s) | step / bare | "
-              "pair-layer evals pruned / unpruned | peak RSS (KB/atom) |\n|---|---|---|---|---|---|---|---|---|")
+              "pair-layer evals pruned / unpruned | peak RSS (KB/atom) | bare call GPU peak (KB/atom) |\n"
+              "|---|---|---|---|---|---|---|---|---|---|")
     lines = [header]
     for r in rows:
         if "error" in r:
@@ -152,7 +172,7 @@ def main() -> None:
         lines.append(f"| {r['atoms']} | {r['ranks']} | {r['timesteps_per_s']:.3f} | {r['atom_steps_per_s']:.0f} | "
                      f"{r['lammps_step_s']:.3f} | {r['bare_model_s']:.3f} | {r['step_over_bare']:.2f} | "
                      f"{r.get('pairs_pruned', 0)} / {r.get('pairs_unpruned', 0)} ({r.get('pruned_fraction', 0):.2f}) | "
-                     f"{r['peak_rss_kb_per_atom']:.1f} |")
+                     f"{r['peak_rss_kb_per_atom']:.1f} | {r['bare_gpu_peak_kb_per_atom'] or float('nan'):.1f} |")
     table = "\n".join(lines)
     cmd = "python benchmarks/lammps_speed.py " + " ".join(sys.argv[1:])
     (out.with_suffix(".md")).write_text(f"Machine: {machine}\nCommand: `{cmd}`\n\n{table}\n")

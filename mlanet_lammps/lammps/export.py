@@ -3,7 +3,7 @@
 import datetime
 import io
 from pathlib import Path
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from ase.data import chemical_symbols
@@ -14,6 +14,7 @@ from ..errors import MLANetInputError
 from ..fileio import atomic_write_bytes
 from ..train.checkpoint import load_checkpoint, model_from_payload
 from .module import LammpsMLANet
+from .resources import bytes_per_pair
 from .wrapper import DTYPES, MLANetMLIAP
 
 
@@ -23,12 +24,18 @@ def comm_cutoff(cutoff: float, num_layers: int, skin: float) -> float:
 
 
 def export(checkpoint: str | Path, output: str | Path, dtype: str = "float64", device: str = "auto",
-           skin: float = 1.0, prune: bool = True) -> Tuple[Path, Path]:
-    """Write OUTPUT (the pickled MLANetMLIAP) and OUTPUT minus '.mliap.pt' plus '.lammps.in' (include snippet)."""
+           skin: float = 1.0, prune: bool = True, max_pairs: Optional[int] = None) -> Tuple[Path, Path]:
+    """Write OUTPUT (the pickled MLANetMLIAP) and OUTPUT minus '.mliap.pt' plus '.lammps.in' (include snippet).
+
+    max_pairs: (pair, layer) evaluations per chunk in LAMMPS (bounds memory); None: from the free memory at run
+    time; 0: never chunk.
+    """
     if dtype not in DTYPES:
         raise MLANetInputError("--dtype", f"unknown dtype {dtype!r}", "use float64 or float32")
     if not (device in ("cpu", "cuda", "auto") or device.startswith("cuda:")):
         raise MLANetInputError("--device", f"unknown device {device!r}", "use cpu, cuda, cuda:N or auto")
+    if max_pairs is not None and max_pairs < 0:
+        raise MLANetInputError("--max-pairs", f"{max_pairs} is negative", "use auto, 0 (never chunk) or a positive count")
     output = Path(output)
     if not output.name.endswith(".pt"):
         raise MLANetInputError(str(output), "LAMMPS loads unified models from files ending in .pt",
@@ -41,7 +48,9 @@ def export(checkpoint: str | Path, output: str | Path, dtype: str = "float64", d
                 "checkpoint_epoch": payload.get("epoch"), "training_data_sha256": payload.get("data_sha256"),
                 "validation_metrics": payload.get("metrics"), "model_config": payload["model_config"],
                 "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    wrapper = MLANetMLIAP(scripted, elements, model.cutoff, model.num_layers, dtype, device, metadata, prune)
+    per_pair = bytes_per_pair(model.config.channels, model.config.l_max, DTYPES[dtype].itemsize)
+    wrapper = MLANetMLIAP(scripted, elements, model.cutoff, model.num_layers, dtype, device, metadata, prune,
+                          per_pair, max_pairs)
     buf = io.BytesIO()
     torch.save(wrapper, buf)
     atomic_write_bytes(output, buf.getvalue())

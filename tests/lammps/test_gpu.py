@@ -25,7 +25,9 @@ def test_calculator_on_gpu_matches_cpu(water_atoms):
     np.testing.assert_allclose(gpu.get_stress(), cpu.get_stress(), atol=1e-10)
 
 
-def test_module_on_gpu_matches_cpu():
+@pytest.mark.parametrize("max_pairs", [0, 2000])
+def test_module_on_gpu_matches_cpu(max_pairs):
+    """Whole, and in chunks of about 2,000 (pair, layer) evaluations on the GPU."""
     model = make_model([1, 8], cutoff=3.5, channels=6, l_max=1)
     rng = np.random.default_rng(0)
     pos = rng.uniform(0, 9, size=(120, 3))
@@ -33,8 +35,8 @@ def test_module_on_gpu_matches_cpu():
     args = (torch.tensor(pos[j] - pos[i]), torch.tensor(i), torch.tensor(j), torch.tensor(rng.integers(0, 2, 120)))
     e_cpu, f_cpu, n_cpu = LammpsMLANet(model)(*args, 40, True)
     e_gpu, f_gpu, n_gpu = LammpsMLANet(make_model([1, 8], cutoff=3.5, channels=6, l_max=1).cuda())(
-        *(a.cuda() for a in args), 40, True)
-    assert n_gpu == n_cpu
+        *(a.cuda() for a in args), 40, True, max_pairs)
+    assert n_gpu == n_cpu if max_pairs == 0 else n_gpu > n_cpu
     torch.testing.assert_close(e_gpu.cpu()[:40], e_cpu[:40], rtol=1e-11, atol=1e-11)
     torch.testing.assert_close(f_gpu.cpu(), f_cpu, rtol=1e-10, atol=1e-11)
 

@@ -1,10 +1,12 @@
 """Bad LAMMPS set-ups give a clear error instead of a crash or silently wrong forces."""
 
 import io
+import os
 
 import pytest
 import torch
 
+from mlanet_lammps.cli.export import main as export_main
 from mlanet_lammps.errors import MLANetInputError
 from mlanet_lammps.lammps.export import export
 from mlanet_lammps.lammps.module import LammpsMLANet
@@ -82,6 +84,35 @@ def test_export_rejects_bad_arguments(model_dir, tmp_path):
         export(model_dir / "m.ckpt", tmp_path / "m.pt", dtype="float16")
     with pytest.raises(MLANetInputError, match="checkpoint not found"):
         export(tmp_path / "none.ckpt", tmp_path / "m.pt")
+    with pytest.raises(MLANetInputError, match="--max-pairs: -1 is negative"):
+        export(model_dir / "m.ckpt", tmp_path / "m.pt", max_pairs=-1)
+
+
+def test_export_cli_rejects_bad_max_pairs(model_dir, tmp_path, capsys):
+    assert export_main([str(model_dir / "m.ckpt"), "-o", str(tmp_path / "m.pt"), "--max-pairs", "lots"]) == 2
+    assert "--max-pairs: 'lots' is neither auto nor a whole number" in capsys.readouterr().err
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_bad_max_pairs_environment_is_clear(model_dir, monkeypatch):
+    monkeypatch.setenv("MLANET_MAX_PAIRS", "1e6")
+    loaded = torch.load(model_dir / "m.mliap.pt", weights_only=False)
+    with pytest.raises(MLANetLammpsError, match="MLANET_MAX_PAIRS='1e6' is not a whole number"):
+        loaded.module()
+
+
+def test_auto_chunk_size_follows_free_memory(monkeypatch):
+    """The per-chunk budget is MEMORY_FRACTION of the rank's share of free memory, never below MIN_PAIRS."""
+    from mlanet_lammps.lammps import resources
+    monkeypatch.setattr(resources, "local_size", lambda: 4)
+    monkeypatch.setattr(resources, "free_bytes", lambda device: 64 * 2**30)
+    per_pair = resources.bytes_per_pair(24, 1, 4)
+    assert resources.auto_max_pairs(torch.device("cpu"), per_pair) == int(64 * 2**30 * resources.MEMORY_FRACTION / 4 / per_pair)
+    monkeypatch.setattr(resources, "free_bytes", lambda device: 2**20)
+    assert resources.auto_max_pairs(torch.device("cpu"), per_pair) == resources.MIN_PAIRS
+    monkeypatch.undo()
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    assert 0 < resources.free_bytes(torch.device("cpu")) <= total
 
 
 def test_cuda_request_without_gpu_is_clear():

@@ -120,3 +120,20 @@ def test_mpi_with_empty_rank_and_isolated_atom(exported, tmp_path):
     np.testing.assert_allclose(results[4]["forces"], results[1]["forces"], atol=1e-8)
     np.testing.assert_allclose(results[4]["forces"][-1], 0.0, atol=1e-14)  # the isolated atom
     assert results[4]["energies"][-1] == pytest.approx(slab.get_potential_energies()[-1], rel=1e-12)
+
+
+def test_chunked_evaluation_matches_whole_on_two_ranks(exported, tmp_path, monkeypatch):
+    """MLANET_MAX_PAIRS small enough for several chunks per rank changes nothing (memory-bounded evaluation)."""
+    root, _ = exported
+    results = {}
+    for label, max_pairs in (("whole", "0"), ("chunked", "3000")):
+        monkeypatch.setenv("MLANET_MAX_PAIRS", max_pairs)
+        work = tmp_path / label
+        work.mkdir()
+        copy_model(root, work)
+        results[label] = single_point(work, SYSTEMS["water"], ["H", "O"], 2)
+    whole, chunked = results["whole"], results["chunked"]
+    assert chunked["energy"] == pytest.approx(whole["energy"], rel=1e-12)
+    np.testing.assert_allclose(chunked["forces"], whole["forces"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(chunked["energies"], whole["energies"], rtol=0, atol=1e-11)
+    np.testing.assert_allclose(chunked["pressure"], whole["pressure"], rtol=1e-10, atol=1e-6)

@@ -26,21 +26,27 @@ def ghost_augmented(atoms, shell: float):
     return np.concatenate(pos), np.concatenate(owner)
 
 
+def rank_pairs(atoms, cutoff: float, layers: int):
+    """(rij [P,3], pair_i, pair_j, species [ntotal], owner [ntotal]) of `atoms` seen as one LAMMPS rank."""
+    pos, owner = ghost_augmented(atoms, layers * cutoff + 0.5)
+    nl = vesin.NeighborList(cutoff=cutoff, full_list=True)
+    i, j, d = nl.compute(pos, np.zeros((3, 3)), False, quantities="ijD")
+    species = torch.tensor(np.where(atoms.numbers[owner] == 1, 0, 1))
+    return torch.tensor(d), torch.tensor(i, dtype=torch.long), torch.tensor(j, dtype=torch.long), species, owner
+
+
 @pytest.mark.parametrize("prune", [True, False])
 def test_module_matches_periodic_calculator(water_atoms, prune):
     cutoff, layers = 3.5, 2
     model = make_model([1, 8], cutoff=cutoff, num_layers=layers, channels=6, l_max=1)
     atoms = water_atoms.copy()
     atoms.wrap()  # images are built from positions inside the cell
-    pos, owner = ghost_augmented(atoms, layers * cutoff + 0.5)
-    nl = vesin.NeighborList(cutoff=cutoff, full_list=True)
-    i, j, d = nl.compute(pos, np.zeros((3, 3)), False, quantities="ijD")
-    species = torch.tensor(np.where(atoms.numbers[owner] == 1, 0, 1))
+    rij, i, j, species, owner = rank_pairs(atoms, cutoff, layers)
     module = LammpsMLANet(model)
-    energy, fij, evaluated = module(torch.tensor(d), torch.tensor(i, dtype=torch.long), torch.tensor(j, dtype=torch.long),
-                                    species, len(atoms), prune)
+    energy, fij, evaluated = module(rij, i, j, species, len(atoms), prune)
+    i, j = i.numpy(), j.numpy()
     # LAMMPS: f[i] += fij, f[j] -= fij, then ghost forces are added to their owners
-    forces = np.zeros((len(pos), 3))
+    forces = np.zeros((len(owner), 3))
     np.add.at(forces, i, fij.detach().numpy())
     np.add.at(forces, j, -fij.detach().numpy())
     folded = np.zeros((len(atoms), 3))
@@ -57,4 +63,21 @@ def test_hop_distance_on_a_chain():
     # chain 0-1-2-3-4 (local atoms: 0), directed pairs both ways
     i = torch.tensor([0, 1, 1, 2, 2, 3, 3, 4])
     j = torch.tensor([1, 0, 2, 1, 3, 2, 4, 3])
-    assert hop_distance(i, j, 5, 1, 3).tolist() == [0, 1, 2, 3, 3]
+    assert hop_distance(i, j, torch.arange(5) < 1, 3).tolist() == [0, 1, 2, 3, 3]
+
+
+@pytest.mark.parametrize("chunks", [2, 7])
+def test_chunked_evaluation_is_exact(water_atoms, chunks):
+    """Splitting the local atoms into chunks (bounded memory) gives the unchunked energies and fij."""
+    cutoff, layers = 3.5, 2
+    model = make_model([1, 8], cutoff=cutoff, num_layers=layers, channels=6, l_max=1)
+    atoms = water_atoms.copy()
+    atoms.wrap()
+    rij, i, j, species, _ = rank_pairs(atoms, cutoff, layers)
+    module = LammpsMLANet(model)
+    energy, fij, evaluated = module(rij, i, j, species, len(atoms), True, 0)
+    energy_c, fij_c, evaluated_c = module(rij, i, j, species, len(atoms), True, -(-evaluated // chunks))
+    np.testing.assert_allclose(energy_c.detach()[:len(atoms)], energy.detach()[:len(atoms)], rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(fij_c.detach(), fij.detach(), rtol=1e-10, atol=1e-13)
+    # each chunk re-evaluates the first layer on its halo; the second layer only on its own atoms
+    assert evaluated < evaluated_c < chunks * evaluated

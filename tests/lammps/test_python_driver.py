@@ -15,7 +15,7 @@ pytestmark = pytest.mark.lammps
 
 
 def test_mpi4py_driver_matches_lmp_binary(tmp_path):
-    require_lammps()
+    require_lammps(2)
     model = make_model([1, 8], cutoff=3.5, channels=4, l_max=1)
     save_checkpoint(tmp_path / "m.ckpt", model.config, model.state_dict())
     export(tmp_path / "m.ckpt", tmp_path / "m.mliap.pt", dtype="float64", device="cpu")

@@ -56,8 +56,9 @@ def bare_model_seconds(model, atoms, threads: int, device: str = "cpu", repeats:
     return statistics.median(times), float(torch.cuda.max_memory_allocated()) if cuda else 0.0
 
 
-# runs one rank's lmp and prints its peak resident memory (stands in for /usr/bin/time, which images may lack)
-PEAK_RSS = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:]); "
+# runs one rank's lmp and prints its peak resident memory (stands in for /usr/bin/time, which images may lack);
+# close_fds=False keeps the PMI descriptor mpirun hands each rank
+PEAK_RSS = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:], close_fds=False); "
             "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, flush=True); sys.exit(rc)")
 
 

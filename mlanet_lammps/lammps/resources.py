@@ -9,6 +9,11 @@ import torch
 
 MEMORY_FRACTION = 0.5  # of a rank's share of the free memory that one model evaluation may fill
 MIN_PAIRS = 50_000  # never chunk finer than this: below it, per-chunk overhead dominates
+# On the CPU one huge evaluation is slow, not only big. 12,288 water atoms on one rank (1.66 M pair-layer
+# evaluations) took 10.6 s per LAMMPS step whole (14.7 GB peak), 5.4 s in chunks of 1.2 M (8.9 GB), 5.3 s in chunks
+# of 800,000 (6.2 GB), 6.2 s in chunks of 400,000; on two ranks (about 950,000 each) 2.9 s whole and 3.7 s in
+# chunks of 800,000 (27 Nov, 2-core VM).
+CPU_MAX_PAIRS = 1_200_000
 
 
 def _shared_comm():
@@ -74,8 +79,12 @@ def bytes_per_pair(channels: int, l_max: int, dtype_bytes: int) -> float:
 
 def auto_max_pairs(device: torch.device, per_pair: float) -> int:
     """(pair, layer) evaluations one rank may run at once: MEMORY_FRACTION of its share of the device's free memory
-    (ranks on the node share the CPU; ranks on one GPU share it) over `per_pair` bytes, at least MIN_PAIRS."""
+    (ranks on the node share the CPU; ranks on one GPU share it) over `per_pair` bytes, at most CPU_MAX_PAIRS on the
+    CPU, at least MIN_PAIRS."""
     ranks = local_size()
     if device.type == "cuda":
         ranks = math.ceil(ranks / torch.cuda.device_count())
-    return max(MIN_PAIRS, int(free_bytes(device) * MEMORY_FRACTION / ranks / per_pair))
+    fit = int(free_bytes(device) * MEMORY_FRACTION / ranks / per_pair)
+    if device.type == "cpu":
+        fit = min(fit, CPU_MAX_PAIRS)
+    return max(MIN_PAIRS, fit)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from ase.data import chemical_symbols
 
+from .ghosts import short_ghost_shell
 from .resources import auto_max_pairs, local_rank
 
 try:
@@ -106,7 +107,16 @@ class MLANetMLIAP(MLIAPUnified):
             # TorchScript's profiling-executor optimisation made energy + force calls ~15% slower and doubled their
             # peak memory (1,536 water atoms, CPU); MLANET_JIT_OPTIMIZE=1 turns it back on
             self._jit_optimize = os.environ.get("MLANET_JIT_OPTIMIZE", "0") == "1"
+            self._check_ghosts = os.environ.get("MLANET_ALLOW_SHORT_GHOSTS", "0") != "1"
         return self._module
+
+    def check_ghost_shell(self, data, nlocal: int, ntotal: int) -> None:
+        """First call: stop with a clear error if the ghosts do not reach num_layers x r_cut (comm_modify cutoff
+        too small), judged from the pair list (see ghosts.py)."""
+        problem = short_ghost_shell(np.array(data.rij, dtype=np.float64), data.pair_i.astype(np.int64),
+                                    data.pair_j.astype(np.int64), nlocal, ntotal, self.num_layers, self.cutoff)
+        if problem:
+            raise MLANetLammpsError(problem)
 
     def chunk_pairs(self, device: torch.device) -> Optional[int]:
         """max_pairs argument of the scripted module: MLANET_MAX_PAIRS, else max_pairs, else from free memory;
@@ -144,6 +154,10 @@ class MLANetMLIAP(MLIAPUnified):
         device, dtype = self._torch_device, DTYPES[self.dtype]
         nlocal, npairs, nlist = int(data.nlocal), int(data.npairs), int(data.nlistatoms)
         species = self.species(np.asarray(data.elems)).to(device)
+        if self._check_ghosts:
+            self._check_ghosts = False
+            if npairs > 0:
+                self.check_ghost_shell(data, nlocal, int(data.ntotal))
         if npairs > 0:
             rij = torch.from_numpy(np.array(data.rij, dtype=np.float64)).to(device=device, dtype=dtype)
             pair_i = torch.from_numpy(data.pair_i.astype(np.int64)).to(device)

@@ -64,6 +64,16 @@ def test_newton_off_is_refused(model_dir, tmp_path, water_atoms):
     assert "requires newton pair on" in out
 
 
+@pytest.mark.lammps
+def test_too_small_comm_cutoff_is_refused(model_dir, tmp_path, water_atoms, monkeypatch):
+    """2 layers x r_cut 3.5 Å need 7 Å of ghosts; LAMMPS' own minimum (r_cut + skin = 4.5 Å) is not enough."""
+    out = lammps_error(model_dir, tmp_path, water_atoms, extra="comm_modify cutoff 4.5")
+    assert "comm_modify cutoff is too small" in out and "Set comm_modify cutoff 8 or more" in out
+    monkeypatch.setenv("MLANET_ALLOW_SHORT_GHOSTS", "1")  # the documented way out for sparse systems
+    proc = run_lammps(tmp_path, BASE.format(elements="O H", extra="comm_modify cutoff 4.5"), check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+
+
 def test_dtype_mismatch_in_model_file_is_reported():
     model = make_model([1, 8], cutoff=3.5, channels=4, l_max=1)
     from e3nn.util.jit import script
@@ -107,7 +117,9 @@ def test_auto_chunk_size_follows_free_memory(monkeypatch):
     monkeypatch.setattr(resources, "local_size", lambda: 4)
     monkeypatch.setattr(resources, "free_bytes", lambda device: 64 * 2**30)
     per_pair = resources.bytes_per_pair(24, 1, 4)
-    assert resources.auto_max_pairs(torch.device("cpu"), per_pair) == int(64 * 2**30 * resources.MEMORY_FRACTION / 4 / per_pair)
+    assert resources.auto_max_pairs(torch.device("cpu"), per_pair) == resources.CPU_MAX_PAIRS
+    monkeypatch.setattr(resources, "free_bytes", lambda device: 8 * 2**30)
+    assert resources.auto_max_pairs(torch.device("cpu"), per_pair) == int(8 * 2**30 * resources.MEMORY_FRACTION / 4 / per_pair)
     monkeypatch.setattr(resources, "free_bytes", lambda device: 2**20)
     assert resources.auto_max_pairs(torch.device("cpu"), per_pair) == resources.MIN_PAIRS
     monkeypatch.undo()

@@ -53,7 +53,7 @@ def bare_model_seconds(model, atoms, threads: int, device: str = "cpu", repeats:
             torch.cuda.synchronize()
         if i:  # the first call warms up
             times.append(time.perf_counter() - t)
-    return statistics.median(times), float(torch.cuda.max_memory_allocated()) if cuda else 0.0
+    return statistics.median(times), float(torch.cuda.max_memory_allocated(device)) if cuda else 0.0
 
 
 # runs one rank's lmp and prints its peak resident memory (stands in for /usr/bin/time, which images may lack);

@@ -5,8 +5,8 @@
 
 Each argument is a set of ModelConfig overrides (random weights; speed does not depend on training). Prints the
 median µs/atom/step over 10 steps after 3 warm-up steps and the parameter count, for each box size (192 x rep^3
-atoms; the bundled water frame, repeated). On a GPU only the wall clock means anything. `--clock cpu` measures process CPU
-time, which stays comparable when other work shares the machine; `--clock wall` is what a user waits.
+atoms; the bundled water frame, repeated). On a GPU only the wall clock means anything. `--clock cpu` measures
+process CPU time, which stays comparable when other work shares the machine; `--clock wall` is what a user waits.
 """
 
 import argparse

@@ -16,8 +16,8 @@ def main(argv=None) -> int:
                         "local_rank %% n_gpus)")
     parser.add_argument("--skin", type=float, default=1.0, help="neighbor skin in Å written to the snippet")
     parser.add_argument("--no-prune", action="store_true", help="evaluate every layer on every ghost pair")
-    parser.add_argument("--max-pairs", default="auto", help="(pair, layer) evaluations per chunk in LAMMPS, which bounds "
-                        "memory: auto (from the free memory of each rank's device at the first step), 0 (never "
+    parser.add_argument("--max-pairs", default="auto", help="(pair, layer) evaluations per chunk in LAMMPS, which "
+                        "bounds memory: auto (from the free memory of each rank's device at the first step), 0 (never "
                         "chunk) or a count; MLANET_MAX_PAIRS overrides it at run time")
     args = parser.parse_args(argv)
 

@@ -35,7 +35,8 @@ def export(checkpoint: str | Path, output: str | Path, dtype: str = "float64", d
     if not (device in ("cpu", "cuda", "auto") or device.startswith("cuda:")):
         raise MLANetInputError("--device", f"unknown device {device!r}", "use cpu, cuda, cuda:N or auto")
     if max_pairs is not None and max_pairs < 0:
-        raise MLANetInputError("--max-pairs", f"{max_pairs} is negative", "use auto, 0 (never chunk) or a positive count")
+        raise MLANetInputError("--max-pairs", f"{max_pairs} is negative",
+                               "use auto, 0 (never chunk) or a positive count")
     output = Path(output)
     if not output.name.endswith(".pt"):
         raise MLANetInputError(str(output), "LAMMPS loads unified models from files ending in .pt",
@@ -49,14 +50,14 @@ def export(checkpoint: str | Path, output: str | Path, dtype: str = "float64", d
                 "validation_metrics": payload.get("metrics"), "model_config": payload["model_config"],
                 "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     per_pair = bytes_per_pair(model.config.channels, model.config.l_max, DTYPES[dtype].itemsize)
+    cut = comm_cutoff(model.cutoff, model.num_layers, skin)
     wrapper = MLANetMLIAP(scripted, elements, model.cutoff, model.num_layers, dtype, device, metadata, prune,
-                          per_pair, max_pairs)
+                          per_pair, max_pairs, cut)
     buf = io.BytesIO()
     torch.save(wrapper, buf)
     atomic_write_bytes(output, buf.getvalue())
     stem = output.name.removesuffix(".pt").removesuffix(".mliap")
     snippet = output.with_name(stem + ".lammps.in")
-    cut = comm_cutoff(model.cutoff, model.num_layers, skin)
     atomic_write_bytes(snippet, f"""# MLANet potential {output.name} (mlanet_lammps {__version__}), elements {' '.join(elements)}
 # r_cut = {model.cutoff:g} Å, {model.num_layers} message-passing layers, {dtype}, device {device}
 # Use in a LAMMPS input (units metal, before 'run'):  include {snippet.name}

@@ -55,18 +55,22 @@ SLACK = 1.5  # Å: a dense shell reaches to within about one atomic spacing of t
 
 
 def short_ghost_shell(rij: np.ndarray, pair_i: np.ndarray, pair_j: np.ndarray, nlocal: int, ntotal: int,
-                      depth: int, cutoff: float) -> Optional[str]:
-    """The error message if, on a side where ghosts lie more than half a cutoff beyond the local atoms (so not a
-    vacuum side), they stop more than SLACK short of depth x cutoff; None otherwise. This catches the usual mistake,
-    a missing comm_modify cutoff (LAMMPS then uses r_cut + skin); a shell short by less than SLACK goes unseen."""
+                      depth: int, cutoff: float, comm_cutoff: float) -> Optional[str]:
+    """The one-line error if the ghosts stop short of what `depth` message-passing layers need, else None.
+
+    rij [P,3] Å and pair_i/pair_j [P] as LAMMPS passes them; cutoff r_cut and comm_cutoff (the value to advise) in Å.
+    Only sides where ghosts lie more than r_cut/2 beyond the local atoms count (not vacuum), and the deepest of them
+    must reach depth x r_cut - SLACK. A missing comm_modify cutoff (LAMMPS then uses r_cut + skin) makes every such
+    side short, so it is caught; a structure that merely ends (an adsorbate over a neighbouring rank's slab) leaves
+    the other sides deep and is not reported. A shell short by less than SLACK goes unseen.
+    """
     if nlocal == 0 or ntotal == nlocal or len(rij) == 0:
         return None
     extents = ghost_extents(rij, pair_i, pair_j, nlocal, ntotal)
+    sides = extents[extents > 0.5 * cutoff]
     needed = depth * cutoff
-    short = extents[(extents > 0.5 * cutoff) & (extents < needed - SLACK)]
-    if short.size == 0:
+    if sides.size == 0 or sides.max() >= needed - SLACK:
         return None
-    return (f"ghost atoms reach only {short.min():.1f} Å beyond this rank's atoms on some side, but the {depth}-layer "
-            f"model needs {depth} x r_cut = {needed:g} Å: comm_modify cutoff is too small and forces would be wrong. "
-            f"Set comm_modify cutoff {needed + 1:g} or more (include the exported .lammps.in). If the system is so "
-            "sparse that no atoms lie further out, set MLANET_ALLOW_SHORT_GHOSTS=1")
+    return (f"comm_modify cutoff too small: ghost atoms reach at most {sides.max():.1f} Å beyond this rank's atoms "
+            f"but the {depth}-layer model needs {needed:g} Å ({depth} x r_cut); set comm_modify cutoff {comm_cutoff:g} as "
+            "in the exported .lammps.in (or MLANET_ALLOW_SHORT_GHOSTS=1 if no atoms lie further out)")

@@ -1,6 +1,6 @@
 """The TorchScript module LAMMPS runs: MLANet on one rank's ghost-augmented pair list, with ghost-depth pruning."""
 
-from typing import Tuple
+from typing import List, Tuple
 
 import torch
 from torch import nn
@@ -32,11 +32,12 @@ class LammpsMLANet(nn.Module):
     within num_layers - k hops of a local atom (the only ones that can reach a local energy); pairs centred further
     out get fij = 0. This is exact, and needs comm_modify cutoff >= num_layers * r_cut + skin.
 
-    Memory: with `prune` and max_pairs > 0, the local atoms are split into consecutive index ranges ("chunks") so
-    that each evaluation has at most about max_pairs (pair, layer) evaluations; chunk c contributes
-    d(sum_{i in c} E_i)/d rij, and the sum over chunks is the same fij. The autograd memory is then that of one
-    chunk; the price is that pairs near chunk borders are evaluated once per chunk that needs them. LAMMPS sorts
-    atoms spatially, so consecutive indices are compact regions.
+    Memory: with `prune` and max_pairs > 0, the local atoms are split into consecutive index ranges ("chunks"),
+    halved until each chunk's evaluation (its halo included) has at most max_pairs (pair, layer) evaluations or is a
+    single atom; chunk c contributes d(sum_{i in c} E_i)/d rij, and the sum over chunks is the same fij. The autograd
+    memory is then that of one chunk; the price is that pairs near chunk borders are evaluated once per chunk that
+    needs them. LAMMPS sorts atoms by spatial bins, so consecutive indices are slabs of bins. Without `prune`
+    max_pairs is ignored.
     """
 
     def __init__(self, model: MLANet):
@@ -54,18 +55,22 @@ class LammpsMLANet(nn.Module):
             energy, fij = self.energy_grad(rij, species, edge_index, local.to(rij.dtype), None)
             return energy, fij, self.num_layers * int(rij.shape[0])
         hop = hop_distance(pair_i, pair_j, local, self.num_layers)
-        chunks = 1
-        if max_pairs > 0 and nlocal > 1:
-            chunks = min(nlocal, -(-self.pair_evaluations(hop, pair_i) // max_pairs))
-        if chunks == 1:
+        if max_pairs <= 0 or nlocal <= 1 or self.pair_evaluations(hop, pair_i) <= max_pairs:
             return self.evaluate(rij, pair_i, pair_j, species, local, hop)
         energy = torch.zeros(ntotal, dtype=rij.dtype, device=rij.device)
         fij = torch.zeros_like(rij)
         evaluated = 0
-        for c in range(chunks):
-            seed = (index >= nlocal * c // chunks) & (index < nlocal * (c + 1) // chunks)
-            energy_c, fij_c, evaluated_c = self.evaluate(rij, pair_i, pair_j, species, seed,
-                                                         hop_distance(pair_i, pair_j, seed, self.num_layers))
+        ranges: List[Tuple[int, int]] = [(0, nlocal)]
+        while len(ranges) > 0:
+            first, last = ranges.pop()
+            seed = (index >= first) & (index < last)
+            hop = hop_distance(pair_i, pair_j, seed, self.num_layers)
+            if last - first > 1 and self.pair_evaluations(hop, pair_i) > max_pairs:
+                middle = (first + last) // 2
+                ranges.append((middle, last))
+                ranges.append((first, middle))
+                continue
+            energy_c, fij_c, evaluated_c = self.evaluate(rij, pair_i, pair_j, species, seed, hop)
             energy = torch.where(seed, energy_c, energy)
             fij = fij + fij_c
             evaluated += evaluated_c

@@ -1,9 +1,12 @@
 """What one LAMMPS rank may use on its node: its place among the node's ranks, and how many (pair, layer)
 evaluations fit at once in its share of the free memory of its device (CPU RAM or GPU)."""
 
+import functools
 import math
 import os
+import sys
 from pathlib import Path
+from typing import Optional, Tuple
 
 import torch
 
@@ -16,43 +19,79 @@ MIN_PAIRS = 50_000  # never chunk finer than this: below it, per-chunk overhead 
 CPU_MAX_PAIRS = 1_200_000
 
 
-def _shared_comm():
-    """mpi4py's communicator of the ranks on this node, or None without a usable mpi4py."""
+LOCAL_RANK_VARS = ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "PMI_LOCAL_RANK")
+LOCAL_SIZE_VARS = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "PMI_LOCAL_SIZE")
+
+
+@functools.lru_cache(maxsize=None)
+def _node_placement() -> Tuple[int, int]:
+    """(rank, size) of this process among the MPI ranks on its node.
+
+    From the launcher's environment (mpich/hydra, Open MPI, SLURM), else from mpi4py's shared-memory communicator
+    if MPI is already initialised (by LAMMPS or a Python driver), else (0, 1). mpi4py never initialises MPI here,
+    and its collective call runs once per process.
+    """
+    rank = next((int(os.environ[v]) for v in LOCAL_RANK_VARS if v in os.environ), None)
+    size = next((int(os.environ[v]) for v in LOCAL_SIZE_VARS if v in os.environ), None)
+    if rank is not None and size is not None:
+        return rank, size
     try:
+        import mpi4py
+        if "mpi4py.MPI" not in sys.modules:
+            mpi4py.rc.initialize = mpi4py.rc.finalize = False  # do not start MPI in a serial LAMMPS
         from mpi4py import MPI
-        return MPI.COMM_WORLD.Split_type(MPI.COMM_TYPE_SHARED)
+        if MPI.Is_initialized() and not MPI.Is_finalized():
+            comm = MPI.COMM_WORLD.Split_type(MPI.COMM_TYPE_SHARED)
+            placement = comm.Get_rank(), comm.Get_size()
+            comm.Free()
+            return placement
     except (ImportError, RuntimeError, OSError):  # no mpi4py, or mpi4py without a loadable MPI library
-        return None
-
-
-def _from_env(names) -> int | None:
-    for var in names:
-        if var in os.environ:
-            return int(os.environ[var])
-    return None
+        pass
+    return rank or 0, size or 1
 
 
 def local_rank() -> int:
     """Rank of this process among the MPI ranks on the same node."""
-    comm = _shared_comm()
-    if comm is not None:
-        return comm.Get_rank()
-    found = _from_env(("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "PMI_LOCAL_RANK"))
-    return found or 0
+    return _node_placement()[0]
 
 
 def local_size() -> int:
     """Number of MPI ranks on this node."""
-    comm = _shared_comm()
-    if comm is not None:
-        return comm.Get_size()
-    found = _from_env(("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "PMI_LOCAL_SIZE"))
-    return found or 1
+    return _node_placement()[1]
+
+
+def _cgroup_room() -> Optional[int]:
+    """Bytes this process's cgroup may still use (the tightest limit on its path; v2, else v1), None if unlimited."""
+    room = None
+    root = Path("/sys/fs/cgroup")
+    try:
+        entries = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        entries = []
+    for entry in entries:
+        _, controllers, path = entry.split(":", 2)
+        if controllers == "":  # cgroup v2
+            top, names = root, ("memory.max", "memory.current")
+        elif "memory" in controllers.split(","):  # cgroup v1
+            top, names = root / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        else:
+            continue
+        folder = top / path.lstrip("/")
+        while True:  # a limit may sit on any ancestor
+            limit, usage = folder / names[0], folder / names[1]
+            if limit.exists() and usage.exists() and limit.read_text().strip() != "max":
+                if int(limit.read_text()) < 2 ** 60:  # v1 writes a huge number for "no limit"
+                    free = int(limit.read_text()) - int(usage.read_text())
+                    room = free if room is None else min(room, free)
+            if folder == top or top not in folder.parents:
+                break
+            folder = folder.parent
+    return room
 
 
 def free_bytes(device: torch.device) -> int:
     """Free memory of `device` in bytes: the GPU's free memory, or for the CPU the kernel's MemAvailable, lowered to
-    what a cgroup (v2) memory limit still allows."""
+    what a cgroup memory limit still allows."""
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
     free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
@@ -61,9 +100,9 @@ def free_bytes(device: torch.device) -> int:
         for line in meminfo.read_text().splitlines():
             if line.startswith("MemAvailable:"):
                 free = int(line.split()[1]) * 1024
-    limit, current = Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.current")
-    if limit.exists() and current.exists() and limit.read_text().strip() != "max":
-        free = min(free, int(limit.read_text()) - int(current.read_text()))
+    room = _cgroup_room()
+    if room is not None:
+        free = min(free, room)
     return max(free, 0)
 
 

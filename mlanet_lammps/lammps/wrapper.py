@@ -61,6 +61,7 @@ class MLANetMLIAP(MLIAPUnified):
         bytes_per_pair: estimated autograd memory of one (pair, layer) evaluation (bytes; see resources).
         max_pairs: (pair, layer) evaluations per chunk (see LammpsMLANet); None: from the free memory of the rank's
             device at the first step; 0: never chunk. The environment variable MLANET_MAX_PAIRS overrides it.
+        comm_cutoff: the comm_modify cutoff the exported snippet sets (Å), advised when the ghost shell is too thin.
 
     `pairs_evaluated` counts the (pair, layer) evaluations of this rank since loading and `pairs_unpruned` what
     they would have been without pruning (read by benchmarks).
@@ -68,7 +69,7 @@ class MLANetMLIAP(MLIAPUnified):
 
     def __init__(self, scripted: torch.jit.ScriptModule, elements: List[str], cutoff: float, num_layers: int,
                  dtype: str, device: str = "auto", metadata: Optional[Dict[str, Any]] = None, prune: bool = True,
-                 bytes_per_pair: float = 0.0, max_pairs: Optional[int] = None):
+                 bytes_per_pair: float = 0.0, max_pairs: Optional[int] = None, comm_cutoff: Optional[float] = None):
         # every element is offered to pair_coeff so that a type the model does not know gets our clear error
         offered = list(elements) + [s for s in chemical_symbols[1:] if s not in elements]
         super().__init__(None, element_types=offered, ndescriptors=1, nparams=1, rcutfac=0.5 * float(cutoff))
@@ -76,6 +77,7 @@ class MLANetMLIAP(MLIAPUnified):
         self.cutoff, self.num_layers = float(cutoff), int(num_layers)
         self.dtype, self.device, self.prune = dtype, device, prune
         self.bytes_per_pair, self.max_pairs = float(bytes_per_pair), max_pairs
+        self.comm_cutoff = float(comm_cutoff) if comm_cutoff is not None else self.num_layers * self.cutoff + 1.0
         self.metadata = dict(metadata or {})
         buf = io.BytesIO()
         torch.jit.save(scripted, buf)
@@ -111,11 +113,12 @@ class MLANetMLIAP(MLIAPUnified):
             self._check_ghosts = os.environ.get("MLANET_ALLOW_SHORT_GHOSTS", "0") != "1"
         return self._module
 
-    def check_ghost_shell(self, data, nlocal: int, ntotal: int) -> None:
-        """First call: stop with a clear error if the ghosts do not reach num_layers x r_cut (comm_modify cutoff
-        too small), judged from the pair list (see ghosts.py)."""
-        problem = short_ghost_shell(np.array(data.rij, dtype=np.float64), data.pair_i.astype(np.int64),
-                                    data.pair_j.astype(np.int64), nlocal, ntotal, self.num_layers, self.cutoff)
+    def check_ghost_shell(self, rij: np.ndarray, pair_i: np.ndarray, pair_j: np.ndarray, nlocal: int,
+                          ntotal: int) -> None:
+        """First call with pairs: stop with a clear error if the ghosts do not reach num_layers x r_cut (comm_modify
+        cutoff too small), judged from the pair list (rij [P,3] Å, pair_i/pair_j [P]; see ghosts.py)."""
+        comm = self.__dict__.get("comm_cutoff", self.num_layers * self.cutoff + 1.0)  # older files lack it
+        problem = short_ghost_shell(rij, pair_i, pair_j, nlocal, ntotal, self.num_layers, self.cutoff, comm)
         if problem:
             raise MLANetLammpsError(problem)
 
@@ -125,12 +128,12 @@ class MLANetMLIAP(MLIAPUnified):
         if "bytes_per_pair" not in self.__dict__:
             return None
         env = os.environ.get("MLANET_MAX_PAIRS", "").strip()
-        if env:
+        if env and env != "auto":
             if not env.isdigit():
-                raise MLANetLammpsError(f"MLANET_MAX_PAIRS={env!r} is not a whole number; set it to the (pair, layer) "
-                                        "evaluations per chunk, or 0 to never chunk")
+                raise MLANetLammpsError(f"MLANET_MAX_PAIRS={env!r} is neither auto nor a whole number; set it to the "
+                                        "(pair, layer) evaluations per chunk, 0 to never chunk, or auto")
             return int(env)
-        if self.max_pairs is not None or self.bytes_per_pair <= 0:
+        if (self.max_pairs is not None and env != "auto") or self.bytes_per_pair <= 0:
             return int(self.max_pairs or 0)
         return auto_max_pairs(device, self.bytes_per_pair)
 
@@ -155,14 +158,14 @@ class MLANetMLIAP(MLIAPUnified):
         device, dtype = self._torch_device, DTYPES[self.dtype]
         nlocal, npairs, nlist = int(data.nlocal), int(data.npairs), int(data.nlistatoms)
         species = self.species(np.asarray(data.elems)).to(device)
-        if self._check_ghosts:
-            self._check_ghosts = False
-            if npairs > 0:
-                self.check_ghost_shell(data, nlocal, int(data.ntotal))
         if npairs > 0:
-            rij = torch.from_numpy(np.array(data.rij, dtype=np.float64)).to(device=device, dtype=dtype)
-            pair_i = torch.from_numpy(data.pair_i.astype(np.int64)).to(device)
-            pair_j = torch.from_numpy(data.pair_j.astype(np.int64)).to(device)
+            rij_np = np.array(data.rij, dtype=np.float64)
+            pi_np, pj_np = data.pair_i.astype(np.int64), data.pair_j.astype(np.int64)
+            if self._check_ghosts:  # the first step with pairs
+                self._check_ghosts = False
+                self.check_ghost_shell(rij_np, pi_np, pj_np, nlocal, int(data.ntotal))
+            rij = torch.from_numpy(rij_np).to(device=device, dtype=dtype)
+            pair_i, pair_j = torch.from_numpy(pi_np).to(device), torch.from_numpy(pj_np).to(device)
         else:
             rij = torch.zeros((0, 3), dtype=dtype, device=device)
             pair_i = pair_j = torch.zeros(0, dtype=torch.long, device=device)

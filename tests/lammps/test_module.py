@@ -26,9 +26,10 @@ def ghost_augmented(atoms, shell: float):
     return np.concatenate(pos), np.concatenate(owner)
 
 
-def rank_pairs(atoms, cutoff: float, layers: int):
-    """(rij [P,3], pair_i, pair_j, species [ntotal], owner [ntotal]) of `atoms` seen as one LAMMPS rank."""
-    pos, owner = ghost_augmented(atoms, layers * cutoff + 0.5)
+def rank_pairs(atoms, cutoff: float, shell: float):
+    """(rij [P,3] Å, pair_i [P], pair_j [P], species [ntotal], owner [ntotal]) of `atoms` seen as one LAMMPS rank
+    whose ghosts reach `shell` Å beyond the cell."""
+    pos, owner = ghost_augmented(atoms, shell)
     nl = vesin.NeighborList(cutoff=cutoff, full_list=True)
     i, j, d = nl.compute(pos, np.zeros((3, 3)), False, quantities="ijD")
     species = torch.tensor(np.where(atoms.numbers[owner] == 1, 0, 1))
@@ -41,7 +42,7 @@ def test_module_matches_periodic_calculator(water_atoms, prune):
     model = make_model([1, 8], cutoff=cutoff, num_layers=layers, channels=6, l_max=1)
     atoms = water_atoms.copy()
     atoms.wrap()  # images are built from positions inside the cell
-    rij, i, j, species, owner = rank_pairs(atoms, cutoff, layers)
+    rij, i, j, species, owner = rank_pairs(atoms, cutoff, layers * cutoff + 0.5)
     module = LammpsMLANet(model)
     energy, fij, evaluated = module(rij, i, j, species, len(atoms), prune)
     i, j = i.numpy(), j.numpy()
@@ -73,11 +74,24 @@ def test_chunked_evaluation_is_exact(water_atoms, chunks):
     model = make_model([1, 8], cutoff=cutoff, num_layers=layers, channels=6, l_max=1)
     atoms = water_atoms.copy()
     atoms.wrap()
-    rij, i, j, species, _ = rank_pairs(atoms, cutoff, layers)
+    rij, i, j, species, _ = rank_pairs(atoms, cutoff, layers * cutoff + 0.5)
     module = LammpsMLANet(model)
     energy, fij, evaluated = module(rij, i, j, species, len(atoms), True, 0)
     energy_c, fij_c, evaluated_c = module(rij, i, j, species, len(atoms), True, -(-evaluated // chunks))
     np.testing.assert_allclose(energy_c.detach()[:len(atoms)], energy.detach()[:len(atoms)], rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(fij_c.detach(), fij.detach(), rtol=1e-10, atol=1e-13)
     # each chunk re-evaluates the first layer on its halo; the second layer only on its own atoms
-    assert evaluated < evaluated_c < chunks * evaluated
+    assert evaluated < evaluated_c < 2 * chunks * evaluated
+
+
+def test_chunking_atoms_without_pairs():
+    """Local atoms with no neighbours at all (a stretched dimer) keep their energies when chunking is asked for."""
+    model = make_model([1, 8], cutoff=3.5, num_layers=2, channels=6, l_max=1)
+    module = LammpsMLANet(model)
+    rij, none = torch.zeros((0, 3), dtype=torch.float64), torch.zeros(0, dtype=torch.long)
+    species = torch.tensor([0, 1])
+    whole, _, _ = module(rij, none, none, species, 2, True, 0)
+    chunked, _, evaluated = module(rij, none, none, species, 2, True, 1)
+    assert evaluated == 0
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=0)
+    assert whole.abs().sum() > 0  # the per-species reference energies

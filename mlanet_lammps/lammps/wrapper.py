@@ -102,8 +102,15 @@ class MLANetMLIAP(MLIAPUnified):
             module = torch.jit.load(io.BytesIO(self.model_bytes), map_location=device)
             found = {p.dtype for p in module.parameters()}
             if found != {DTYPES[self.dtype]}:
-                raise MLANetLammpsError(f"model file declares {self.dtype} but its weights are {sorted(map(str, found))}: "
-                                        "the file is inconsistent; re-export it with mlanet-export --dtype")
+                raise MLANetLammpsError(f"model file declares {self.dtype} but its weights are "
+                                        f"{sorted(map(str, found))}: the file is inconsistent; re-export it with "
+                                        "mlanet-export --dtype")
+            network = (float(module.energy_grad.model.cutoff), int(module.num_layers))
+            if network != (self.cutoff, self.num_layers):
+                declared = f"r_cut {self.cutoff:g} Å and {self.num_layers} layers"
+                raise MLANetLammpsError(f"model file declares {declared} but its network has r_cut {network[0]:g} Å "
+                                        f"and {network[1]} layers: the file is inconsistent (LAMMPS would use the "
+                                        "wrong cutoff); re-export it with mlanet-export")
             self._module, self._torch_device = module.eval(), device
             self._chunk_pairs = self.chunk_pairs(device)
             # TorchScript's optimising (profiling) executor made 1,536-atom energy + force calls 12-16% slower with

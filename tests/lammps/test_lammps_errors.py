@@ -87,6 +87,18 @@ def test_dtype_mismatch_in_model_file_is_reported():
         loaded.module()
 
 
+def test_cutoff_mismatch_in_model_file_is_reported():
+    """A file whose declared cutoff (what LAMMPS uses) differs from its network's is refused, not run."""
+    model = make_model([1, 8], cutoff=3.5, channels=4, l_max=1)
+    from e3nn.util.jit import script
+    wrapper = MLANetMLIAP(script(LammpsMLANet(model)), ELEMENTS, 4.0, 2, "float64", "cpu")
+    buf = io.BytesIO()
+    torch.save(wrapper, buf)
+    buf.seek(0)
+    with pytest.raises(MLANetLammpsError, match="declares r_cut 4 Å and 2 layers but its network has r_cut 3.5 Å"):
+        torch.load(buf, weights_only=False).module()
+
+
 def test_export_rejects_bad_arguments(model_dir, tmp_path):
     with pytest.raises(MLANetInputError, match="ending in .pt"):
         export(model_dir / "m.ckpt", tmp_path / "m.pkl")

@@ -68,9 +68,11 @@ def short_ghost_shell(rij: np.ndarray, pair_i: np.ndarray, pair_j: np.ndarray, n
         return None
     extents = ghost_extents(rij, pair_i, pair_j, nlocal, ntotal)
     sides = extents[extents > 0.5 * cutoff]
-    needed = depth * cutoff
-    if sides.size == 0 or sides.max() >= needed - SLACK:
+    if sides.size == 0:
         return None
-    return (f"comm_modify cutoff too small: ghost atoms reach at most {sides.max():.1f} Å beyond this rank's atoms "
-            f"but the {depth}-layer model needs {needed:g} Å ({depth} x r_cut); set comm_modify cutoff {comm_cutoff:g} as "
-            "in the exported .lammps.in (or MLANET_ALLOW_SHORT_GHOSTS=1 if no atoms lie further out)")
+    reach, needed = float(sides.max()), depth * cutoff
+    if reach >= needed - SLACK:
+        return None
+    return (f"comm_modify cutoff too small: ghost atoms reach at most {reach:.1f} Å beyond this rank's atoms but the "
+            f"{depth}-layer model needs {needed:g} Å ({depth} x r_cut); set comm_modify cutoff {comm_cutoff:g} as in "
+            "the exported .lammps.in (or MLANET_ALLOW_SHORT_GHOSTS=1 if no atoms lie further out)")

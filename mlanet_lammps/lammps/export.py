@@ -70,5 +70,10 @@ variable mlanet_elements index "{' '.join(elements)}"
 pair_coeff * * ${{mlanet_elements}}
 # ghost atoms must reach num_layers x r_cut + skin = {cut:g} Å, or results are wrong and change with the rank count
 comm_modify cutoff {cut:g}
+# hand MLANet this LAMMPS instance so it can read atom IDs: ghost atoms that are periodic images of a rank's own
+# atoms then reuse those atoms' features instead of being recomputed (same results, faster)
+python source here "from mlanet_lammps.lammps.images import attach as mlanet_attach"
+python mlanet_attach input 1 SELF format p exists
+python mlanet_attach invoke
 """.encode())
     return output, snippet

@@ -2,7 +2,6 @@
 evaluations fit at once in its share of the free memory of its device (CPU RAM or GPU)."""
 
 import functools
-import math
 import os
 import sys
 from pathlib import Path
@@ -116,14 +115,21 @@ def bytes_per_pair(channels: int, l_max: int, dtype_bytes: int) -> float:
     return dtype_bytes / 4 * (2500 + 33 * channels * (l_max + 1) ** 2)
 
 
-def auto_max_pairs(device: torch.device, per_pair: float) -> int:
+def ranks_sharing(device: torch.device, round_robin: bool) -> int:
+    """Ranks on this node that use `device`: all of them on the CPU or when every rank was pinned to the same GPU
+    (--device cuda:N); with the round-robin placement (rank r on GPU r % n_gpus, --device cuda or auto) only those
+    placed on this GPU."""
+    size = local_size()
+    if device.type != "cuda" or not round_robin:
+        return size
+    return max(1, len(range(device.index or 0, size, torch.cuda.device_count())))
+
+
+def auto_max_pairs(device: torch.device, per_pair: float, sharing: int) -> int:
     """(pair, layer) evaluations one rank may run at once: MEMORY_FRACTION of its share of the device's free memory
-    (ranks on the node share the CPU; ranks on one GPU share it) over `per_pair` bytes, at most CPU_MAX_PAIRS on the
-    CPU, at least MIN_PAIRS."""
-    ranks = local_size()
-    if device.type == "cuda":
-        ranks = math.ceil(ranks / torch.cuda.device_count())
-    fit = int(free_bytes(device) * MEMORY_FRACTION / ranks / per_pair)
+    (`sharing` ranks use the device, see ranks_sharing) over `per_pair` bytes, at most CPU_MAX_PAIRS on the CPU, at
+    least MIN_PAIRS."""
+    fit = int(free_bytes(device) * MEMORY_FRACTION / max(1, sharing) / per_pair)
     if device.type == "cpu":
         fit = min(fit, CPU_MAX_PAIRS)
     return max(MIN_PAIRS, fit)

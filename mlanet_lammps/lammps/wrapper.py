@@ -16,7 +16,8 @@ import torch
 from ase.data import chemical_symbols
 
 from .ghosts import short_ghost_shell
-from .resources import auto_max_pairs, local_rank
+from .images import fold_images, ghost_owners
+from .resources import auto_max_pairs, local_rank, ranks_sharing
 
 try:
     from lammps.mliap.mliap_unified_abc import MLIAPUnified
@@ -118,6 +119,7 @@ class MLANetMLIAP(MLIAPUnified):
             # turns it back on
             self._jit_optimize = os.environ.get("MLANET_JIT_OPTIMIZE", "0") == "1"
             self._check_ghosts = os.environ.get("MLANET_ALLOW_SHORT_GHOSTS", "0") != "1"
+            self._fold_images = os.environ.get("MLANET_GHOST_IMAGES", "1") != "0"
         return self._module
 
     def check_ghost_shell(self, rij: np.ndarray, pair_i: np.ndarray, pair_j: np.ndarray, nlocal: int,
@@ -142,7 +144,7 @@ class MLANetMLIAP(MLIAPUnified):
             return int(env)
         if (self.max_pairs is not None and env != "auto") or self.bytes_per_pair <= 0:
             return int(self.max_pairs or 0)
-        return auto_max_pairs(device, self.bytes_per_pair)
+        return auto_max_pairs(device, self.bytes_per_pair, ranks_sharing(device, self.device in ("cuda", "auto")))
 
     def compute_descriptors(self, data):
         pass
@@ -163,14 +165,19 @@ class MLANetMLIAP(MLIAPUnified):
     def compute_forces(self, data):
         module = self.module()
         device, dtype = self._torch_device, DTYPES[self.dtype]
-        nlocal, npairs, nlist = int(data.nlocal), int(data.npairs), int(data.nlistatoms)
+        nlocal, npairs, nlist, ntotal = int(data.nlocal), int(data.npairs), int(data.nlistatoms), int(data.ntotal)
         species = self.species(np.asarray(data.elems)).to(device)
+        kept = None  # indices of the evaluated pairs when image ghosts are folded onto their owners (images.py)
         if npairs > 0:
             rij_np = np.array(data.rij, dtype=np.float64)
             pi_np, pj_np = data.pair_i.astype(np.int64), data.pair_j.astype(np.int64)
             if self._check_ghosts:  # the first step with pairs
                 self._check_ghosts = False
-                self.check_ghost_shell(rij_np, pi_np, pj_np, nlocal, int(data.ntotal))
+                self.check_ghost_shell(rij_np, pi_np, pj_np, nlocal, ntotal)
+            owner = ghost_owners(nlocal, ntotal) if self._fold_images else None
+            if owner is not None:
+                kept, pj_np = fold_images(pi_np, pj_np, owner)
+                rij_np, pi_np = rij_np[kept], pi_np[kept]
             rij = torch.from_numpy(rij_np).to(device=device, dtype=dtype)
             pair_i, pair_j = torch.from_numpy(pi_np).to(device), torch.from_numpy(pj_np).to(device)
         else:
@@ -186,6 +193,10 @@ class MLANetMLIAP(MLIAPUnified):
         if nlist > 0:
             data.eatoms = np.ascontiguousarray(e[np.asarray(data.iatoms)[:nlist]])
         if npairs > 0:
-            data.update_pair_forces(np.ascontiguousarray(fij.detach().to("cpu", torch.float64).numpy()))
+            fij_np = fij.detach().to("cpu", torch.float64).numpy()
+            if kept is not None:
+                fij_np, folded = np.zeros((npairs, 3)), fij_np
+                fij_np[kept] = folded
+            data.update_pair_forces(np.ascontiguousarray(fij_np))
         self.pairs_evaluated += evaluated
         self.pairs_unpruned += self.num_layers * npairs

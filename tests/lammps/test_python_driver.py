@@ -6,19 +6,15 @@ import sys
 
 import pytest
 
-from mlanet_lammps.lammps.export import export
-from mlanet_lammps.train.checkpoint import save_checkpoint
-from tests.conftest import ROOT, make_model
-from tests.lammps.conftest import read_thermo, require_lammps, run_lammps
+from tests.conftest import ROOT
+from tests.lammps.conftest import export_small_water_model, read_thermo, require_lammps, run_lammps
 
 pytestmark = pytest.mark.lammps
 
 
 def test_mpi4py_driver_matches_lmp_binary(tmp_path):
     require_lammps(2)
-    model = make_model([1, 8], cutoff=3.5, channels=4, l_max=1)
-    save_checkpoint(tmp_path / "m.ckpt", model.config, model.state_dict())
-    export(tmp_path / "m.ckpt", tmp_path / "m.mliap.pt", dtype="float64", device="cpu")
+    export_small_water_model(tmp_path)
     inputs = ROOT / "lammps_inputs"
     (tmp_path / "water_192.data").write_bytes((inputs / "water_192.data").read_bytes())
     run_lammps(tmp_path, (inputs / "water_nvt_nve.in").read_text(), nprocs=1,

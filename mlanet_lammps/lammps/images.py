@@ -7,36 +7,51 @@ be evaluated, and pairs pointing to it can take their sender features from its l
 local atoms (and ghosts owned by other ranks) only, instead of on every atom within (num_layers - k) x r_cut.
 
 The exported snippet hands the wrapper its LAMMPS instance through LAMMPS' `python` command (`SELF` is a pointer to
-the instance); the wrapper then reads atom IDs with the `lammps` Python module. Without it (an input that does not
+the instance) right after its pair_style line; the wrapper then reads atom IDs with the `lammps` Python module. A
+model connected to a pair style again (a new instance reusing it) drops its handle until the next attach. Without it (an input that does not
 include the snippet, or MLANET_GHOST_IMAGES=0) nothing is folded and results are the same, only slower.
 """
 
+import weakref
 from typing import Any, Optional, Tuple
 
 import numpy as np
 
-_lammps: Optional[Any] = None  # the `lammps` handle of the instance whose input ran `python mlanet_attach invoke`
+# models connected to a pair style since the last `python mlanet_attach invoke` (the snippet runs it right after
+# its pair_style line); attach hands them the calling instance
+_waiting: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+
+def expect_handle(model: Any) -> None:
+    """Called when LAMMPS connects `model` (an MLANetMLIAP) to a pair style: the next attach() is for it."""
+    _waiting.add(model)
 
 
 def attach(ptr: Any) -> None:
-    """LAMMPS `python mlanet_attach input 1 SELF format p exists` target: keep a handle on the calling instance."""
-    global _lammps
-    from lammps import lammps
-    _lammps = lammps(ptr=ptr)
+    """LAMMPS `python mlanet_attach input 1 SELF format p exists` target: give the models waiting for it a handle on
+    the calling instance (their `lammps_handle`)."""
+    try:
+        from lammps import lammps
+    except ImportError:  # LAMMPS built without its Python module (make install-python): results stay the same
+        print("mlanet_lammps: the lammps Python module is not importable, so ghost images are recomputed (same "
+              "results, slower); install it with LAMMPS' make install-python", flush=True)
+        return
+    handle = lammps(ptr=ptr)
+    for model in list(_waiting):
+        model.lammps_handle = handle
+    _waiting.clear()
 
 
-def ghost_owners(nlocal: int, ntotal: int) -> Optional[np.ndarray]:
+def ghost_owners(handle: Any, nlocal: int, ntotal: int) -> Optional[np.ndarray]:
     """owner [ntotal] int64: for a ghost atom whose ID is one of this rank's local atoms, that local atom's index;
-    for every other atom, its own index. None when no LAMMPS instance is attached, atom IDs are off, or the attached
-    instance does not hold these nlocal/ntotal atoms (it is not the one calling)."""
-    if _lammps is None:
-        return None
-    if _lammps.extract_setting("nlocal") != nlocal or _lammps.extract_setting("nall") != ntotal:
+    for every other atom, its own index. `handle`: the `lammps` object of the calling instance. None when atom IDs
+    are off or the instance does not hold these nlocal/ntotal atoms (it is not the one calling)."""
+    if handle.extract_setting("nlocal") != nlocal or handle.extract_setting("nall") != ntotal:
         return None
     owner = np.arange(ntotal, dtype=np.int64)
     if nlocal == 0 or ntotal == nlocal:
         return owner
-    tag = np.array(_lammps.numpy.extract_atom("id", nelem=ntotal), dtype=np.int64)
+    tag = np.array(handle.numpy.extract_atom("id", nelem=ntotal), dtype=np.int64)
     order = np.argsort(tag[:nlocal], kind="stable")
     sorted_tags = tag[:nlocal][order]
     if sorted_tags[0] <= 0 or np.any(sorted_tags[1:] == sorted_tags[:-1]):  # atom IDs off (atom_modify id no)

@@ -16,7 +16,7 @@ import torch
 from ase.data import chemical_symbols
 
 from .ghosts import short_ghost_shell
-from .images import fold_images, ghost_owners
+from .images import expect_handle, fold_images, ghost_owners
 from .resources import auto_max_pairs, local_rank, ranks_sharing
 
 try:
@@ -87,11 +87,24 @@ class MLANetMLIAP(MLIAPUnified):
         self.pairs_evaluated = 0
         self.pairs_unpruned = 0
 
+    # LAMMPS sets `interface` when it connects the model to a pair style; the snippet's `python mlanet_attach invoke`
+    # that follows hands over the instance (images.py), and a handle from an earlier connection is dropped
+    @property
+    def interface(self):
+        return self.__dict__.get("_interface")
+
+    @interface.setter
+    def interface(self, value) -> None:
+        self.__dict__["_interface"] = value
+        self.__dict__["lammps_handle"] = None
+        if value is not None:
+            expect_handle(self)
+
     # TorchScript modules do not pickle: keep the serialised bytes, load lazily on the device of this rank
     def __getstate__(self) -> Dict[str, Any]:
         state = self.__dict__.copy()
-        state["interface"] = None
-        state["_module"] = None
+        state.pop("interface", None)  # files pickled before `interface` became a property
+        state.update(_interface=None, lammps_handle=None, _module=None)
         return state
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
@@ -174,7 +187,8 @@ class MLANetMLIAP(MLIAPUnified):
             if self._check_ghosts:  # the first step with pairs
                 self._check_ghosts = False
                 self.check_ghost_shell(rij_np, pi_np, pj_np, nlocal, ntotal)
-            owner = ghost_owners(nlocal, ntotal) if self._fold_images else None
+            handle = self.__dict__.get("lammps_handle") if self._fold_images else None
+            owner = ghost_owners(handle, nlocal, ntotal) if handle is not None else None
             if owner is not None:
                 kept, pj_np = fold_images(pi_np, pj_np, owner)
                 rij_np, pi_np = rij_np[kept], pi_np[kept]

@@ -6,7 +6,9 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 
+from mlanet_lammps.lammps import images
 from mlanet_lammps.lammps.images import fold_images
 from tests.conftest import ROOT
 from tests.lammps.conftest import export_small_water_model, require_lammps
@@ -37,15 +39,15 @@ lmp.commands_string(open(sys.argv[1] + ".lammps.in").read().replace(
     "pair_style mliap unified " + sys.argv[1] + ".mliap.pt 1", "pair_style mliap unified EXISTS 1"))
 lmp.command("run 0")
 nlocal, nall = lmp.extract_setting("nlocal"), lmp.extract_setting("nall")
-owner = images.ghost_owners(nlocal, nall)
+owner = images.ghost_owners(model.lammps_handle, nlocal, nall)
 tag = lmp.numpy.extract_atom("id", nelem=nall)
 x = lmp.numpy.extract_atom("x", nelem=nall, dim=3)
 box = lmp.extract_box()
 lengths = np.array(box[1]) - np.array(box[0])
 shift = (x - x[owner]) / lengths
 print("RESULT", json.dumps({{"nlocal": nlocal, "nall": nall, "owner": owner.tolist(), "tag": tag.tolist(),
-       "shift_error": float(np.abs(shift - np.round(shift)).max()), "attached": images._lammps is not None,
-       "pairs": model.pairs_evaluated, "energy": lmp.get_thermo("pe"), "wrong_instance": images.ghost_owners(nlocal + 1, nall)}}))
+       "shift_error": float(np.abs(shift - np.round(shift)).max()), "attached": model.lammps_handle is not None,
+       "pairs": model.pairs_evaluated, "energy": lmp.get_thermo("pe"), "wrong_instance": images.ghost_owners(model.lammps_handle, nlocal + 1, nall)}}))
 """
 
 
@@ -88,3 +90,14 @@ def test_fold_images_keeps_pairs_not_centred_on_folded_ghosts():
     kept, pj = fold_images(pair_i, pair_j, owner)
     np.testing.assert_array_equal(kept, [0, 1, 2, 4])
     np.testing.assert_array_equal(pj, [1, 0, 0, 0])
+
+
+def test_a_model_connected_again_drops_its_handle(water_model):
+    """A model reused by a new LAMMPS instance must not keep the handle of the old (maybe closed) one."""
+    model = torch.load(str(water_model) + ".mliap.pt", weights_only=False)
+    model.lammps_handle = object()  # as if attached to an earlier instance
+    model.interface = object()  # what LAMMPS' pair_style does when it connects the model
+    assert model.lammps_handle is None and model in images._waiting
+    model.interface = None
+    state = model.__getstate__()
+    assert state["_interface"] is None and state["lammps_handle"] is None

@@ -1,8 +1,9 @@
 """Long NVT stability run of a trained MLANet on liquid water in LAMMPS, with RDFs against the training frames.
 
-    .venv/bin/python benchmarks/md_stability.py runs/water-demo/best.ckpt --ps 100 --ranks 2
+    .venv/bin/python benchmarks/md_stability.py runs/water-demo/best.ckpt --ps 100 --dt-fs 1.0 --ranks 1
 
-Exports the checkpoint (float32), runs lammps_inputs/water_nvt_long.in (192 atoms, Nose-Hoover at T, 0.5 fs), then
+Exports the checkpoint (float32), runs lammps_inputs/water_nvt_long.in (192 atoms, Nose-Hoover at T, --dt-fs,
+default 0.5 fs; one rank gets all cores as threads, which beats two ranks on this small box), then
 reports the closest approach of any two atoms over the run (LAMMPS' compute pair/local at every thermo step and the
 dumped frames), the temperature mean/std/min/max after the first picosecond, and the O-O and O-H radial distribution
 functions of the dumped frames plotted with those of the DFT training frames. Writes

@@ -9,7 +9,10 @@ from typing import Optional, Tuple
 
 import torch
 
-MEMORY_FRACTION = 0.5  # of a rank's share of the free memory that one model evaluation may fill
+# of a rank's share of the free memory that one model evaluation may fill; the rest is for what the rank holds
+# besides (LAMMPS' pair data, our copies of it, heap fragmentation). 98,304 water atoms on 2 ranks of a 24 GB VM
+# were killed for memory at 0.5 (each rank reached 12 GB), and ran at 0.25 (27 Nov).
+MEMORY_FRACTION = 0.25
 MIN_PAIRS = 50_000  # never chunk finer than this: below it, per-chunk overhead dominates
 # On the CPU one huge evaluation is slow, not only big. 12,288 water atoms on one rank (1.66 M pair-layer
 # evaluations) took 10.6 s per LAMMPS step whole (14.7 GB peak), 5.4 s in chunks of 1.2 M (8.9 GB), 5.3 s in chunks

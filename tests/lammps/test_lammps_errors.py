@@ -122,7 +122,7 @@ def test_auto_chunk_size_follows_free_memory(monkeypatch):
     """The per-chunk budget is MEMORY_FRACTION of the rank's share of free memory, never below MIN_PAIRS."""
     from mlanet_lammps.lammps import resources
     monkeypatch.setattr(resources, "local_size", lambda: 4)
-    monkeypatch.setattr(resources, "free_bytes", lambda device: 64 * 2**30)
+    monkeypatch.setattr(resources, "free_bytes", lambda device: 256 * 2**30)
     cpu = torch.device("cpu")
     per_pair = resources.bytes_per_pair(24, 1, 4)
     assert resources.auto_max_pairs(cpu, per_pair, 4) == resources.CPU_MAX_PAIRS

@@ -8,8 +8,9 @@ local atoms (and ghosts owned by other ranks) only, instead of on every atom wit
 
 The exported snippet hands the wrapper its LAMMPS instance through LAMMPS' `python` command (`SELF` is a pointer to
 the instance) right after its pair_style line; the wrapper then reads atom IDs with the `lammps` Python module. A
-model connected to a pair style again (a new instance reusing it) drops its handle until the next attach. Without it (an input that does not
-include the snippet, or MLANET_GHOST_IMAGES=0) nothing is folded and results are the same, only slower.
+model connected to a pair style again (a new instance reusing it) drops its handle until the next attach. Without a
+handle (an input that does not include the snippet) or with MLANET_GHOST_IMAGES=0 nothing is folded: the results
+are the same, only slower.
 """
 
 import weakref

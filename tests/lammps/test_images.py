@@ -47,7 +47,8 @@ lengths = np.array(box[1]) - np.array(box[0])
 shift = (x - x[owner]) / lengths
 print("RESULT", json.dumps({{"nlocal": nlocal, "nall": nall, "owner": owner.tolist(), "tag": tag.tolist(),
        "shift_error": float(np.abs(shift - np.round(shift)).max()), "attached": model.lammps_handle is not None,
-       "pairs": model.pairs_evaluated, "energy": lmp.get_thermo("pe"), "wrong_instance": images.ghost_owners(model.lammps_handle, nlocal + 1, nall)}}))
+       "pairs": model.pairs_evaluated, "energy": lmp.get_thermo("pe"),
+       "wrong_instance": images.ghost_owners(model.lammps_handle, nlocal + 1, nall)}}))
 """
 
 

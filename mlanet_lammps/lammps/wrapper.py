@@ -16,7 +16,8 @@ import torch
 from ase.data import chemical_symbols
 
 from .ghosts import short_ghost_shell
-from .images import expect_handle, fold_images, ghost_owners
+from .exchange import GhostExchange, exchanged_energy_and_forces
+from .images import atom_ids, expect_handle, fold_images, ghost_owners
 from .resources import auto_max_pairs, local_rank, ranks_sharing
 
 try:
@@ -114,6 +115,8 @@ class MLANetMLIAP(MLIAPUnified):
     def __getstate__(self) -> Dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("interface", None)  # files pickled before `interface` became a property
+        for name in ("_comm", "_comm_of", "_exchange_plan", "_exchange_key"):  # this process's MPI state
+            state.pop(name, None)
         state.update(_interface=None, lammps_handle=None, _module=None)
         return state
 
@@ -143,6 +146,9 @@ class MLANetMLIAP(MLIAPUnified):
             self._jit_optimize = os.environ.get("MLANET_JIT_OPTIMIZE", "0") == "1"
             self._check_ghosts = os.environ.get("MLANET_ALLOW_SHORT_GHOSTS", "0") != "1"
             self._fold_images = os.environ.get("MLANET_GHOST_IMAGES", "1") != "0"
+            # files exported before the model had stages (edge_features, ...) recompute ghosts on several ranks
+            self._exchange = (os.environ.get("MLANET_GHOST_EXCHANGE", "1") != "0"
+                              and hasattr(module.energy_grad.model, "interaction"))
         return self._module
 
     def check_ghost_shell(self, rij: np.ndarray, pair_i: np.ndarray, pair_j: np.ndarray, nlocal: int,
@@ -185,30 +191,76 @@ class MLANetMLIAP(MLIAPUnified):
                                     "to one of these elements")
         return torch.from_numpy(elems.astype(np.int64))
 
+    def communicator(self, handle: Any) -> Any:
+        """mpi4py communicator of the calling instance when ranks exchange ghost features (exchange.py): several
+        ranks, a model file with the staged methods, MLANET_GHOST_EXCHANGE not 0; else None. The same on all ranks."""
+        if handle is None or not self._exchange:
+            return None
+        if self.__dict__.get("_comm_of") is not handle:
+            comm = handle.get_mpi_comm()
+            self._comm = comm if comm is not None and comm.Get_size() > 1 else None
+            self._comm_of, self._exchange_plan = handle, None
+        return self._comm
+
+    def exchange(self, comm: Any, tag: Optional[np.ndarray], nlocal: int, npairs_local: int,
+                 ghosts: np.ndarray) -> Optional[GhostExchange]:
+        """The ghost exchange for this step, or None on every rank if some rank cannot use it (atom IDs off, or its
+        pairs exceed the chunk budget: it then needs the chunked evaluation). Collective; rebuilt when the atoms
+        or the needed ghosts change (after reneighbouring)."""
+        fits = tag is not None and (not self._chunk_pairs or self.num_layers * npairs_local <= self._chunk_pairs)
+        key = None if tag is None else (tag[:nlocal].copy(), tag[ghosts])
+        old = self.__dict__.get("_exchange_key")
+        same = key is not None and old is not None and all(np.array_equal(a, b) for a, b in zip(key, old))
+        refused, changed = comm.allreduce(np.array([not fits, not same], dtype=np.int64))
+        if refused:
+            self._exchange_plan = self._exchange_key = None
+            return None
+        if changed:
+            if self.__dict__.get("_exchange_key") is None and comm.Get_rank() == 0:
+                print(f"mlanet_lammps: {comm.Get_size()} MPI ranks exchange ghost-atom features between layers",
+                      flush=True)
+            self._exchange_plan, self._exchange_key = GhostExchange(comm, key[0], key[1]), key
+        return self._exchange_plan
+
     def compute_forces(self, data):
         module = self.module()
         device, dtype = self._torch_device, DTYPES[self.dtype]
         nlocal, npairs, nlist, ntotal = int(data.nlocal), int(data.npairs), int(data.nlistatoms), int(data.ntotal)
         species = self.species(np.asarray(data.elems)).to(device)
-        kept = None  # indices of the evaluated pairs when image ghosts are folded onto their owners (images.py)
         if npairs > 0:
             rij_np = np.array(data.rij, dtype=np.float64)
             pi_np, pj_np = data.pair_i.astype(np.int64), data.pair_j.astype(np.int64)
             if self._check_ghosts:  # the first step with pairs
                 self._check_ghosts = False
                 self.check_ghost_shell(rij_np, pi_np, pj_np, nlocal, ntotal)
-            handle = self.__dict__.get("lammps_handle") if self._fold_images else None
-            owner = ghost_owners(handle, nlocal, ntotal) if handle is not None else None
-            if owner is not None:
-                kept, pj_np = fold_images(pi_np, pj_np, owner)
-                rij_np, pi_np = rij_np[kept], pi_np[kept]
-            rij = torch.from_numpy(rij_np).to(device=device, dtype=dtype)
-            pair_i, pair_j = torch.from_numpy(pi_np).to(device), torch.from_numpy(pj_np).to(device)
         else:
-            rij = torch.zeros((0, 3), dtype=dtype, device=device)
-            pair_i = pair_j = torch.zeros(0, dtype=torch.long, device=device)
+            rij_np, pi_np, pj_np = np.zeros((0, 3)), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        handle = self.__dict__.get("lammps_handle") if self._fold_images else None
+        tag = atom_ids(handle, nlocal, ntotal) if handle is not None else None
+        comm = self.communicator(handle)
+        # pairs to evaluate: those centred on local atoms (ghost exchange), or all but those centred on image ghosts
+        # (folded: images.py), or all; fij of the others is zero
+        kept = np.flatnonzero(pi_np < nlocal) if comm is not None else None
+        ghosts = np.unique(pj_np[kept][pj_np[kept] >= nlocal]) if kept is not None else None
+        plan = self.exchange(comm, tag, nlocal, len(kept), ghosts) if comm is not None else None
+        if plan is not None:
+            pi_np, pj_np = pi_np[kept], pj_np[kept]
+            pj_np = np.where(pj_np < nlocal, pj_np, nlocal + np.searchsorted(ghosts, pj_np))
+            species = species[torch.from_numpy(np.concatenate([np.arange(nlocal), ghosts])).to(device)]
+        elif tag is not None:
+            kept, pj_np = fold_images(pi_np, pj_np, ghost_owners(tag, nlocal))
+            pi_np = pi_np[kept]
+        else:
+            kept = None
+        rij = torch.from_numpy(rij_np if kept is None else rij_np[kept]).to(device=device, dtype=dtype)
+        pair_i, pair_j = torch.from_numpy(pi_np).to(device), torch.from_numpy(pj_np).to(device)
         with torch.jit.optimized_execution(self._jit_optimize):
-            if self._chunk_pairs is None:
+            if plan is not None:
+                local_energy, fij = exchanged_energy_and_forces(module.energy_grad.model, plan, rij, pair_i, pair_j,
+                                                                species, nlocal)
+                energy = torch.cat([local_energy, local_energy.new_zeros(ntotal - nlocal)])
+                evaluated = self.num_layers * len(pi_np)
+            elif self._chunk_pairs is None:
                 energy, fij, evaluated = module(rij, pair_i, pair_j, species, nlocal, self.prune)
             else:
                 energy, fij, evaluated = module(rij, pair_i, pair_j, species, nlocal, self.prune, self._chunk_pairs)
@@ -219,8 +271,8 @@ class MLANetMLIAP(MLIAPUnified):
         if npairs > 0:
             fij_np = fij.detach().to("cpu", torch.float64).numpy()
             if kept is not None:
-                fij_np, folded = np.zeros((npairs, 3)), fij_np
-                fij_np[kept] = folded
+                fij_np, evaluated_fij = np.zeros((npairs, 3)), fij_np
+                fij_np[kept] = evaluated_fij
             data.update_pair_forces(np.ascontiguousarray(fij_np))
         self.pairs_evaluated += evaluated
         self.pairs_unpruned += self.num_layers * npairs

@@ -2,7 +2,7 @@
 invariants) -> cross-layer readout -> per-atom energies E_i (eV), plus an optional ZBL short-range repulsion prior."""
 
 from dataclasses import asdict, dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 from e3nn import o3
@@ -107,25 +107,58 @@ class MLANet(nn.Module):
     def forward(self, edge_vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor,
                 hop: Optional[torch.Tensor] = None) -> torch.Tensor:
         center, neighbor = edge_index[0], edge_index[1]
-        sh = self.spherical_harmonics(edge_vec)
-        dist = torch.linalg.norm(edge_vec, dim=-1)
-        radial, env = self.radial(dist)
-        z = self.embedding(species)
-        h = self.node_init(z)
+        sh, radial, env, dist = self.edge_features(edge_vec)
+        z, h = self.node_features(species)
         scalars: List[torch.Tensor] = []
-        for k, layer in enumerate(self.layers):
+        for k in range(self.num_layers):
             sh_k, radial_k, env_k, center_k, neighbor_k = sh, radial, env, center, neighbor
             if hop is not None:
                 keep = torch.nonzero(hop.index_select(0, center) <= self.num_layers - 1 - k).squeeze(-1)
                 sh_k, radial_k, env_k = sh.index_select(0, keep), radial.index_select(0, keep), env.index_select(0, keep)
                 center_k, neighbor_k = center.index_select(0, keep), neighbor.index_select(0, keep)
-            h = layer(h, z, sh_k[:, :self.num_sh], radial_k, env_k, center_k, neighbor_k)
-            if k == 0:
-                for density in self.density:
-                    h = torch.cat([h[:, :self.num_scalars] + density(sh_k, radial_k, z, center_k, neighbor_k),
-                                   h[:, self.num_scalars:]], dim=-1)
+            h = self.interaction(k, h, z, sh_k, radial_k, env_k, center_k, neighbor_k)
             scalars.append(h[:, :self.num_scalars])
-        e = self.energy_scale(self.readout(torch.cat(scalars, dim=-1)).squeeze(-1), species)
+        return self.atom_energy(scalars, species, dist, center, neighbor)
+
+    # The stages of forward, also run one by one by LAMMPS ranks that exchange node features between layers
+    # (lammps/exchange.py).
+
+    @torch.jit.export
+    def edge_features(self, edge_vec: torch.Tensor
+                      ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """edge_vec [E,3] Å -> (Y [E, (max(l_max, density_l_max)+1)^2], radial basis [E, num_basis], envelope [E],
+        length [E] Å)."""
+        dist = torch.linalg.norm(edge_vec, dim=-1)
+        radial, env = self.radial(dist)
+        return self.spherical_harmonics(edge_vec), radial, env, dist
+
+    @torch.jit.export
+    def node_features(self, species: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """species [N] -> (embedding z [N, embed_dim], input features h [N, channels]); no position dependence."""
+        z = self.embedding(species)
+        return z, self.node_init(z)
+
+    @torch.jit.export
+    def interaction(self, k: int, h: torch.Tensor, z: torch.Tensor, sh: torch.Tensor, radial: torch.Tensor,
+                    env: torch.Tensor, center: torch.Tensor, neighbor: torch.Tensor) -> torch.Tensor:
+        """Layer k (0-based; the density block follows layer 0): h [N, irreps in] -> [N, irreps out]; edges as in
+        edge_features, indexed by center/neighbor [E]. Only atoms that are centers of all their edges are exact."""
+        for i, layer in enumerate(self.layers):
+            if i == k:
+                h = layer(h, z, sh[:, :self.num_sh], radial, env, center, neighbor)
+                if k == 0:
+                    for density in self.density:
+                        h = torch.cat([h[:, :self.num_scalars] + density(sh, radial, z, center, neighbor),
+                                       h[:, self.num_scalars:]], dim=-1)
+        return h
+
+    @torch.jit.export
+    def atom_energy(self, scalars: List[torch.Tensor], species: torch.Tensor, dist: torch.Tensor,
+                    center: torch.Tensor, neighbor: torch.Tensor) -> torch.Tensor:
+        """Energies E_i (eV) [n] of the first n atoms from the scalar channels of every layer (scalars: num_layers x
+        [n, channels]) and the pair prior over the edges (dist [E] Å, center/neighbor [E] into species [N >= n])."""
+        n = scalars[0].shape[0]
+        e = self.energy_scale(self.readout(torch.cat(scalars, dim=-1)).squeeze(-1), species[:n])
         for prior in self.priors:
-            e = e + prior(dist, species, center, neighbor)
+            e = e + prior(dist, species, center, neighbor)[:n]
         return e

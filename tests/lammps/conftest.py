@@ -110,15 +110,16 @@ run 0
 
 
 def single_point(workdir: Path, atoms, elements, nprocs: int = 1, processors: str = "") -> dict:
-    """Energy (eV), virial pressure tensor (bar: xx yy zz xy xz yz), forces and per-atom energies from LAMMPS."""
+    """Energy (eV), virial pressure tensor (bar: xx yy zz xy xz yz), forces and per-atom energies from LAMMPS, and
+    what it printed."""
     write_data(atoms, workdir / "structure.data", elements)
     boundary = " ".join("p" if p else "f" for p in atoms.pbc)
-    run_lammps(workdir, SINGLE_POINT.format(boundary=boundary, processors=processors, elements=" ".join(elements)),
-               nprocs)
+    proc = run_lammps(workdir, SINGLE_POINT.format(boundary=boundary, processors=processors,
+                                                   elements=" ".join(elements)), nprocs)
     thermo = read_thermo((workdir / "log.lammps").read_text())
     dump = read_dump(workdir / "out.dump")
     return {"energy": thermo["PotEng"], "pressure": np.array([thermo[f"c_pv[{k}]"] for k in range(1, 7)]),
-            "forces": dump[:, 2:5], "energies": dump[:, 5]}
+            "forces": dump[:, 2:5], "energies": dump[:, 5], "stdout": proc.stdout}
 
 
 def parse_float(pattern: str, text: str) -> float:

@@ -16,7 +16,7 @@ from tests.lammps.conftest import export_small_water_model, require_lammps
 pytestmark = pytest.mark.lammps
 
 # the water box (12.4 Å) on 1 rank in-process, the exported snippet included (it attaches the instance), then
-# ghost_owners and the pairs the model evaluated with folding on or off
+# atom_ids/ghost_owners and the pairs the model evaluated with folding on or off
 SCRIPT = """
 import json, os, sys
 import numpy as np, torch
@@ -39,7 +39,7 @@ lmp.commands_string(open(sys.argv[1] + ".lammps.in").read().replace(
     "pair_style mliap unified " + sys.argv[1] + ".mliap.pt 1", "pair_style mliap unified EXISTS 1"))
 lmp.command("run 0")
 nlocal, nall = lmp.extract_setting("nlocal"), lmp.extract_setting("nall")
-owner = images.ghost_owners(model.lammps_handle, nlocal, nall)
+owner = images.ghost_owners(images.atom_ids(model.lammps_handle, nlocal, nall), nlocal)
 tag = lmp.numpy.extract_atom("id", nelem=nall)
 x = lmp.numpy.extract_atom("x", nelem=nall, dim=3)
 box = lmp.extract_box()
@@ -48,7 +48,7 @@ shift = (x - x[owner]) / lengths
 print("RESULT", json.dumps({{"nlocal": nlocal, "nall": nall, "owner": owner.tolist(), "tag": tag.tolist(),
        "shift_error": float(np.abs(shift - np.round(shift)).max()), "attached": model.lammps_handle is not None,
        "pairs": model.pairs_evaluated, "energy": lmp.get_thermo("pe"),
-       "wrong_instance": images.ghost_owners(model.lammps_handle, nlocal + 1, nall)}}))
+       "wrong_instance": images.atom_ids(model.lammps_handle, nlocal + 1, nall)}}))
 """
 
 

@@ -158,3 +158,28 @@ def test_folding_image_ghosts_changes_nothing(exported, tmp_path, monkeypatch, n
         np.testing.assert_allclose(out["forces"], ref["forces"], rtol=0, atol=1e-10)
         np.testing.assert_allclose(out["energies"], ref["energies"], rtol=0, atol=1e-11)
         np.testing.assert_allclose(out["pressure"], ref["pressure"], rtol=1e-10, atol=1e-6)
+
+
+@pytest.mark.parametrize("nprocs", [2, 4])
+def test_exchanging_ghost_features_changes_nothing(exported, tmp_path, monkeypatch, nprocs):
+    """Ranks that receive ghost-atom features from their owners between layers (exchange.py) get the same energies,
+    forces and virial as ranks that recompute them (MLANET_GHOST_EXCHANGE=0), on water, the small triclinic box
+    (ghosts that are images of local atoms and of other ranks' atoms) and the formate slab (vacuum, a rank with few
+    atoms)."""
+    root, _ = exported
+    for name, elements in (("water", ["H", "O"]), ("triclinic_small_water", ["H", "O"]),
+                           ("formate_slab", ELEMENTS)):
+        results = {}
+        for label, flag in (("recomputed", "0"), ("exchanged", "1")):
+            monkeypatch.setenv("MLANET_GHOST_EXCHANGE", flag)
+            work = tmp_path / f"{name}-{label}"
+            work.mkdir()
+            copy_model(root, work)
+            results[label] = single_point(work, SYSTEMS[name], elements, nprocs)
+        ref, out = results["recomputed"], results["exchanged"]
+        assert f"{nprocs} MPI ranks exchange ghost-atom features" in out["stdout"]
+        assert "exchange ghost-atom features" not in ref["stdout"]
+        assert out["energy"] == pytest.approx(ref["energy"], rel=1e-12)
+        np.testing.assert_allclose(out["forces"], ref["forces"], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(out["energies"], ref["energies"], rtol=0, atol=1e-11)
+        np.testing.assert_allclose(out["pressure"], ref["pressure"], rtol=1e-10, atol=1e-6)

@@ -1,0 +1,129 @@
+"""Node features of ghost atoms received from the MPI ranks that own them, between message-passing layers.
+
+Without this, a rank recomputes layer k for every ghost atom within (num_layers - k) x r_cut of its own atoms
+(ghost-depth pruning, module.py): exact, but on small domains most of a rank's work is its neighbours' atoms.
+Here every rank evaluates each layer on its own (local) atoms only, over the pairs centred on them:
+
+  forward   h_k of a ghost = h_k of its owner, sent by the owner's rank (a periodic image of one of the rank's own
+            atoms takes it from that atom); h_0 depends on the species alone and is computed locally.
+  backward  dE/dh_k of a ghost is sent back to its owner and added to the owner's dE/dh_k before layer k - 1 is
+            differentiated; dE/d rij of the local pairs then holds the derivative of the energy of every rank.
+
+LAMMPS adds fij to atom i, subtracts it from j and reverse-communicates ghost forces, so forces and the virial
+(sum over pairs of rij x fij) are those of the global energy. Each exchange is one MPI Alltoallv on LAMMPS'
+communicator; the owners are found from atom IDs (one Allgatherv of the local IDs when the ghosts change, i.e. after
+reneighbouring). All ranks take part in every exchange, also ranks with no atoms.
+"""
+
+from typing import Any, List, Tuple
+
+import numpy as np
+import torch
+
+
+class GhostExchange:
+    """Where each needed ghost's features come from, and the Alltoallv that moves them.
+
+    Args:
+        comm: mpi4py communicator of the LAMMPS instance (collective: every rank builds its exchange together).
+        local_ids: [nlocal] atom IDs of the rank's own atoms, in LAMMPS' local order.
+        ghost_ids: [G] atom IDs of the ghost atoms whose features the rank needs (rows of the ghost block).
+    """
+
+    def __init__(self, comm: Any, local_ids: np.ndarray, ghost_ids: np.ndarray):
+        self.comm = comm
+        rank, size = comm.Get_rank(), comm.Get_size()
+        counts = np.array(comm.allgather(len(local_ids)), dtype=np.int64)
+        all_ids = np.empty(int(counts.sum()), dtype=np.int64)
+        comm.Allgatherv(np.ascontiguousarray(local_ids, dtype=np.int64), [all_ids, counts])
+        owner_rank = np.repeat(np.arange(size), counts)
+        owner_index = np.arange(len(all_ids)) - np.repeat(np.cumsum(counts) - counts, counts)
+        order = np.argsort(all_ids, kind="stable")
+        where = np.minimum(np.searchsorted(all_ids[order], ghost_ids), max(len(all_ids) - 1, 0))
+        if len(ghost_ids) and not np.array_equal(all_ids[order][where], ghost_ids):
+            missing = ghost_ids[all_ids[order][where] != ghost_ids][:3].tolist()
+            raise RuntimeError(f"ghost atom IDs {missing} are owned by no rank; LAMMPS atom IDs must be unique "
+                               "(do not use atom_modify id no with this model)")
+        g_rank, g_index = owner_rank[order[where]], owner_index[order[where]]
+        self.num_ghosts = len(ghost_ids)
+        self.self_rows = torch.from_numpy(np.flatnonzero(g_rank == rank))
+        self.self_source = torch.from_numpy(g_index[g_rank == rank])
+        remote = np.flatnonzero(g_rank != rank)
+        remote = remote[np.argsort(g_rank[remote], kind="stable")]  # grouped by owner rank, as Alltoallv delivers
+        self.recv_rows = torch.from_numpy(remote)
+        self.recv_counts = np.bincount(g_rank[remote], minlength=size).astype(np.int64)
+        self.send_counts = np.array(comm.alltoall(self.recv_counts.tolist()), dtype=np.int64)
+        send_index = np.empty(int(self.send_counts.sum()), dtype=np.int64)
+        comm.Alltoallv([np.ascontiguousarray(g_index[remote]), self.recv_counts], [send_index, self.send_counts])
+        self.send_index = torch.from_numpy(send_index)
+
+    def _alltoallv(self, rows: torch.Tensor, send_counts: np.ndarray, recv_counts: np.ndarray) -> torch.Tensor:
+        """rows [sum(send_counts), F] grouped by destination rank -> [sum(recv_counts), F] grouped by source."""
+        width = rows.shape[1]
+        send = np.ascontiguousarray(rows.detach().to("cpu").numpy())
+        recv = np.empty((int(recv_counts.sum()), width), dtype=send.dtype)
+        self.comm.Alltoallv([send, send_counts * width], [recv, recv_counts * width])
+        return torch.from_numpy(recv).to(rows.device)
+
+    def forward(self, local: torch.Tensor) -> torch.Tensor:
+        """Features of the rank's atoms [nlocal, F] -> features of the needed ghosts [G, F] (detached)."""
+        local = local.detach()
+        out = local.new_empty((self.num_ghosts, local.shape[1]))
+        device = local.device
+        out[self.self_rows.to(device)] = local[self.self_source.to(device)]
+        received = self._alltoallv(local[self.send_index.to(device)], self.send_counts, self.recv_counts)
+        out[self.recv_rows.to(device)] = received
+        return out
+
+    def reverse(self, ghost_grad: torch.Tensor, nlocal: int) -> torch.Tensor:
+        """dE/d(ghost features) [G, F] -> their sum onto the owners, for this rank's atoms [nlocal, F]."""
+        device = ghost_grad.device
+        out = ghost_grad.new_zeros((nlocal, ghost_grad.shape[1]))
+        out.index_add_(0, self.self_source.to(device), ghost_grad[self.self_rows.to(device)])
+        received = self._alltoallv(ghost_grad[self.recv_rows.to(device)], self.recv_counts, self.send_counts)
+        return out.index_add_(0, self.send_index.to(device), received)
+
+
+def _grad(outputs: torch.Tensor, inputs: List[torch.Tensor], grad_outputs: torch.Tensor) -> List[torch.Tensor]:
+    """d<outputs, grad_outputs>/d inputs (vector-Jacobian product), zeros for inputs it does not reach."""
+    grads = torch.autograd.grad([outputs], inputs, [grad_outputs], allow_unused=True)
+    return [torch.zeros_like(x) if g is None else g for g, x in zip(grads, inputs)]
+
+
+def exchanged_energy_and_forces(model: Any, exchange: GhostExchange, rij: torch.Tensor, center: torch.Tensor,
+                                neighbor: torch.Tensor, species: torch.Tensor, nlocal: int
+                                ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """One rank's share of MLANet with ghost features exchanged between layers (collective over the ranks).
+
+    model: the (scripted) MLANet, run stage by stage (edge_features, node_features, interaction, atom_energy).
+    rij [P,3] Å: the pairs centred on the rank's atoms; center [P] < nlocal; neighbor [P] in [0, nlocal + G)
+    (ghost g of `exchange` is atom nlocal + g); species [nlocal + G].
+    Returns (E_i [nlocal] eV, fij [P,3] eV/Å = dE/d rij of the energy summed over all ranks).
+    """
+    with torch.enable_grad():
+        rij = rij.detach().requires_grad_(True)
+        edge = model.edge_features(rij)
+        sh, radial, env, dist = [t.detach().requires_grad_(True) for t in edge]
+        with torch.no_grad():
+            z, h = model.node_features(species)
+        outputs: List[torch.Tensor] = []
+        features: List[torch.Tensor] = []  # h_{k+1} of the local atoms, a leaf: read by layer k + 1 and the readout
+        ghosts: List[torch.Tensor] = []
+        for k in range(model.num_layers):
+            if k > 0:
+                ghost = exchange.forward(features[-1]).requires_grad_(True)
+                ghosts.append(ghost)
+                h = torch.cat([features[-1], ghost])
+            outputs.append(model.interaction(k, h, z, sh, radial, env, center, neighbor)[:nlocal])
+            features.append(outputs[-1].detach().requires_grad_(True))
+        energy = model.atom_energy([f[:, :model.num_scalars] for f in features], species, dist, center, neighbor)
+        *grad_h, grad_dist = _grad(energy, features + [dist], torch.ones_like(energy))
+        grad_edge = [torch.zeros_like(sh), torch.zeros_like(radial), torch.zeros_like(env)]
+        for k in range(model.num_layers - 1, -1, -1):
+            inputs = [sh, radial, env] + ([features[k - 1], ghosts[k - 1]] if k > 0 else [])
+            grads = _grad(outputs[k], inputs, grad_h[k])
+            grad_edge = [a + b for a, b in zip(grad_edge, grads[:3])]
+            if k > 0:
+                grad_h[k - 1] = grad_h[k - 1] + grads[3] + exchange.reverse(grads[4], nlocal)
+        fij = torch.autograd.grad(list(edge), [rij], grad_edge + [grad_dist], allow_unused=True)[0]
+    return energy.detach(), torch.zeros_like(rij) if fij is None else fij

@@ -146,8 +146,9 @@ class MLANetMLIAP(MLIAPUnified):
             self._jit_optimize = os.environ.get("MLANET_JIT_OPTIMIZE", "0") == "1"
             self._check_ghosts = os.environ.get("MLANET_ALLOW_SHORT_GHOSTS", "0") != "1"
             self._fold_images = os.environ.get("MLANET_GHOST_IMAGES", "1") != "0"
-            # files exported before the model had stages (edge_features, ...) recompute ghosts on several ranks
-            self._exchange = (os.environ.get("MLANET_GHOST_EXCHANGE", "1") != "0"
+            # layer-by-layer evaluation with ghost features from their owners (exchange.py); files exported before
+            # the model had stages (edge_features, ...) and --no-prune exports run the whole module instead
+            self._exchange = (os.environ.get("MLANET_GHOST_EXCHANGE", "1") != "0" and self.prune
                               and hasattr(module.energy_grad.model, "interaction"))
         return self._module
 
@@ -192,31 +193,26 @@ class MLANetMLIAP(MLIAPUnified):
         return torch.from_numpy(elems.astype(np.int64))
 
     def communicator(self, handle: Any) -> Any:
-        """mpi4py communicator of the calling instance when ranks exchange ghost features (exchange.py): several
-        ranks, a model file with the staged methods, MLANET_GHOST_EXCHANGE not 0; else None. The same on all ranks."""
-        if handle is None or not self._exchange:
-            return None
+        """mpi4py communicator of the calling instance when it has several ranks, else None (the same on all ranks)."""
         if self.__dict__.get("_comm_of") is not handle:
             comm = handle.get_mpi_comm()
             self._comm = comm if comm is not None and comm.Get_size() > 1 else None
-            self._comm_of, self._exchange_plan = handle, None
+            self._comm_of, self._exchange_key = handle, None
         return self._comm
 
-    def exchange(self, comm: Any, tag: Optional[np.ndarray], nlocal: int, npairs_local: int,
-                 ghosts: np.ndarray) -> Optional[GhostExchange]:
-        """The ghost exchange for this step, or None on every rank if some rank cannot use it (atom IDs off, or its
-        pairs exceed the chunk budget: it then needs the chunked evaluation). Collective; rebuilt when the atoms
-        or the needed ghosts change (after reneighbouring)."""
-        fits = tag is not None and (not self._chunk_pairs or self.num_layers * npairs_local <= self._chunk_pairs)
+    def exchange(self, comm: Any, tag: Optional[np.ndarray], nlocal: int, ghosts: np.ndarray
+                 ) -> Optional[GhostExchange]:
+        """The ghost exchange for this step (exchange.py), or None on every rank if some rank lacks atom IDs.
+        Collective; rebuilt when the atoms or the needed ghosts change (after reneighbouring)."""
         key = None if tag is None else (tag[:nlocal].copy(), tag[ghosts])
         old = self.__dict__.get("_exchange_key")
         same = key is not None and old is not None and all(np.array_equal(a, b) for a, b in zip(key, old))
-        refused, changed = comm.allreduce(np.array([not fits, not same], dtype=np.int64))
+        refused, changed = comm.allreduce(np.array([key is None, not same], dtype=np.int64))
         if refused:
             self._exchange_plan = self._exchange_key = None
             return None
         if changed:
-            if self.__dict__.get("_exchange_key") is None and comm.Get_rank() == 0:
+            if old is None and comm.Get_rank() == 0:
                 print(f"mlanet_lammps: {comm.Get_size()} MPI ranks exchange ghost-atom features between layers",
                       flush=True)
             self._exchange_plan, self._exchange_key = GhostExchange(comm, key[0], key[1]), key
@@ -237,12 +233,15 @@ class MLANetMLIAP(MLIAPUnified):
             rij_np, pi_np, pj_np = np.zeros((0, 3)), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         handle = self.__dict__.get("lammps_handle") if self._fold_images else None
         tag = atom_ids(handle, nlocal, ntotal) if handle is not None else None
-        comm = self.communicator(handle)
-        # pairs to evaluate: those centred on local atoms (ghost exchange), or all but those centred on image ghosts
-        # (folded: images.py), or all; fij of the others is zero
-        kept = np.flatnonzero(pi_np < nlocal) if comm is not None else None
-        ghosts = np.unique(pj_np[kept][pj_np[kept] >= nlocal]) if kept is not None else None
-        plan = self.exchange(comm, tag, nlocal, len(kept), ghosts) if comm is not None else None
+        # pairs to evaluate: on several ranks, those centred on local atoms, layer by layer with ghost features
+        # from their owners (exchange.py); on one rank (the whole scripted module is faster there) all but those
+        # centred on image ghosts (images.py); without atom IDs, all. The others get fij = 0.
+        plan, kept = None, None
+        comm = self.communicator(handle) if handle is not None and self._exchange else None
+        if comm is not None:
+            kept = np.flatnonzero(pi_np < nlocal)
+            ghosts = np.unique(pj_np[kept][pj_np[kept] >= nlocal])
+            plan = self.exchange(comm, tag, nlocal, ghosts)
         if plan is not None:
             pi_np, pj_np = pi_np[kept], pj_np[kept]
             pj_np = np.where(pj_np < nlocal, pj_np, nlocal + np.searchsorted(ghosts, pj_np))
@@ -257,7 +256,7 @@ class MLANetMLIAP(MLIAPUnified):
         with torch.jit.optimized_execution(self._jit_optimize):
             if plan is not None:
                 local_energy, fij = exchanged_energy_and_forces(module.energy_grad.model, plan, rij, pair_i, pair_j,
-                                                                species, nlocal)
+                                                                species, nlocal, self._chunk_pairs or 0)
                 energy = torch.cat([local_energy, local_energy.new_zeros(ntotal - nlocal)])
                 evaluated = self.num_layers * len(pi_np)
             elif self._chunk_pairs is None:

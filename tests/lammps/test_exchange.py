@@ -1,6 +1,6 @@
 """Ghost features exchanged between MPI ranks (exchange.py), checked under mpirun without LAMMPS: the exchange
 moves the owners' rows and its reverse is its adjoint, and a water box split over ranks by hand gives each atom's
-energy and every pair's dE/d rij of the whole box."""
+energy and every pair's dE/d rij of the whole box, also evaluated in checkpointed chunks."""
 
 import json
 import shutil
@@ -70,8 +70,14 @@ species = graph.species[torch.from_numpy(np.concatenate([local, ghosts]))]
 e, fij = exchanged_energy_and_forces(script, exchange, graph.edge_vec[pairs],
                                      torch.from_numpy(compact[center.numpy()[pairs]]), torch.from_numpy(compact[j]),
                                      species, len(local))
-out["energy_error"] = float((e - energies.detach()[local]).abs().max()) if len(local) else 0.0
-out["fij_error"] = float((fij - full_grad[pairs]).abs().max()) if len(pairs) else 0.0
+# and in checkpointed chunks of at most 700 pairs (several per layer)
+e_chunked, fij_chunked = exchanged_energy_and_forces(script, exchange, graph.edge_vec[pairs],
+                                                     torch.from_numpy(compact[center.numpy()[pairs]]),
+                                                     torch.from_numpy(compact[j]), species, len(local), 700)
+out["pairs"] = int(len(pairs))
+err = lambda a, b: float(np.abs(a.detach().numpy() - b.detach().numpy()).max(initial=0.0))
+out["energy_error"] = max(err(x, energies[local]) for x in (e, e_chunked))
+out["fij_error"] = max(err(x, full_grad[pairs]) for x in (fij, fij_chunked))
 out["fij_scale"] = float(full_grad.abs().max())
 out["nlocal"] = int(len(local))
 gathered = comm.gather(out)
@@ -89,6 +95,7 @@ def test_exchange_moves_owner_rows_and_reverse_is_its_adjoint_and_split_box_is_e
     results = json.loads(proc.stdout.split("RESULT", 1)[1])
     assert len(results) == 3
     assert sorted(r["nlocal"] for r in results)[0] == 0  # rank 2 owns no atom and still takes part
+    assert max(r["pairs"] for r in results) > 3 * 700  # the chunked evaluation runs in several chunks
     for r in results:
         assert r["forward_error"] == 0.0
         assert r["reverse_error"] < 1e-12

@@ -122,16 +122,20 @@ def test_mpi_with_empty_rank_and_isolated_atom(exported, tmp_path):
     assert results[4]["energies"][-1] == pytest.approx(slab.get_potential_energies()[-1], rel=1e-12)
 
 
-def test_chunked_evaluation_matches_whole_on_two_ranks(exported, tmp_path, monkeypatch):
-    """MLANET_MAX_PAIRS small enough for several chunks per rank changes nothing (memory-bounded evaluation)."""
+@pytest.mark.parametrize("nprocs,exchange", [(2, "1"), (2, "0"), (1, "1")])
+def test_chunked_evaluation_matches_whole(exported, tmp_path, monkeypatch, nprocs, exchange):
+    """MLANET_MAX_PAIRS small enough for several chunks per rank changes nothing (memory-bounded evaluation): layer
+    by layer with checkpointed chunks and ghost features exchanged between 2 ranks, and whole-model chunks that
+    recompute ghosts (2 ranks without the exchange, 1 rank)."""
     root, _ = exported
+    monkeypatch.setenv("MLANET_GHOST_EXCHANGE", exchange)
     results = {}
     for label, max_pairs in (("whole", "0"), ("chunked", "3000")):
         monkeypatch.setenv("MLANET_MAX_PAIRS", max_pairs)
         work = tmp_path / label
         work.mkdir()
         copy_model(root, work)
-        results[label] = single_point(work, SYSTEMS["water"], ["H", "O"], 2)
+        results[label] = single_point(work, SYSTEMS["water"], ["H", "O"], nprocs)
     whole, chunked = results["whole"], results["chunked"]
     assert chunked["energy"] == pytest.approx(whole["energy"], rel=1e-12)
     np.testing.assert_allclose(chunked["forces"], whole["forces"], rtol=0, atol=1e-10)

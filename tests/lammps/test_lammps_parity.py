@@ -136,11 +136,26 @@ def test_chunked_evaluation_matches_whole(exported, tmp_path, monkeypatch, nproc
         work.mkdir()
         copy_model(root, work)
         results[label] = single_point(work, SYSTEMS["water"], ["H", "O"], nprocs)
-    whole, chunked = results["whole"], results["chunked"]
-    assert chunked["energy"] == pytest.approx(whole["energy"], rel=1e-12)
-    np.testing.assert_allclose(chunked["forces"], whole["forces"], rtol=0, atol=1e-10)
-    np.testing.assert_allclose(chunked["energies"], whole["energies"], rtol=0, atol=1e-11)
-    np.testing.assert_allclose(chunked["pressure"], whole["pressure"], rtol=1e-10, atol=1e-6)
+    assert_same_physics(results["chunked"], results["whole"])
+
+
+def off_and_on(root, tmp_path, monkeypatch, variable: str, name: str, elements, nprocs: int):
+    """single_point results of SYSTEMS[name] on nprocs ranks with the environment variable set to 0, then to 1."""
+    results = []
+    for flag in ("0", "1"):
+        monkeypatch.setenv(variable, flag)
+        work = tmp_path / f"{name}-{variable}-{flag}"
+        work.mkdir()
+        copy_model(root, work)
+        results.append(single_point(work, SYSTEMS[name], elements, nprocs))
+    return results
+
+
+def assert_same_physics(out: dict, ref: dict) -> None:
+    assert out["energy"] == pytest.approx(ref["energy"], rel=1e-12)
+    np.testing.assert_allclose(out["forces"], ref["forces"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(out["energies"], ref["energies"], rtol=0, atol=1e-11)
+    np.testing.assert_allclose(out["pressure"], ref["pressure"], rtol=1e-10, atol=1e-6)
 
 
 @pytest.mark.parametrize("nprocs", [1, 2])
@@ -148,20 +163,9 @@ def test_folding_image_ghosts_changes_nothing(exported, tmp_path, monkeypatch, n
     """Ghosts that are periodic images of the rank's own atoms reuse their features (images.py): the same energies,
     forces and virial as recomputing them (MLANET_GHOST_IMAGES=0), on the triclinic box smaller than the ghost shell
     (atoms that are images of themselves) and on water."""
-    root, _ = exported
-    for name, elements in (("triclinic_small_water", ["H", "O"]), ("water", ["H", "O"])):
-        results = {}
-        for label, fold in (("recomputed", "0"), ("folded", "1")):
-            monkeypatch.setenv("MLANET_GHOST_IMAGES", fold)
-            work = tmp_path / f"{name}-{label}"
-            work.mkdir()
-            copy_model(root, work)
-            results[label] = single_point(work, SYSTEMS[name], elements, nprocs)
-        ref, out = results["recomputed"], results["folded"]
-        assert out["energy"] == pytest.approx(ref["energy"], rel=1e-12)
-        np.testing.assert_allclose(out["forces"], ref["forces"], rtol=0, atol=1e-10)
-        np.testing.assert_allclose(out["energies"], ref["energies"], rtol=0, atol=1e-11)
-        np.testing.assert_allclose(out["pressure"], ref["pressure"], rtol=1e-10, atol=1e-6)
+    for name in ("triclinic_small_water", "water"):
+        ref, out = off_and_on(exported[0], tmp_path, monkeypatch, "MLANET_GHOST_IMAGES", name, ["H", "O"], nprocs)
+        assert_same_physics(out, ref)
 
 
 @pytest.mark.parametrize("nprocs", [2, 4])
@@ -170,20 +174,9 @@ def test_exchanging_ghost_features_changes_nothing(exported, tmp_path, monkeypat
     forces and virial as ranks that recompute them (MLANET_GHOST_EXCHANGE=0), on water, the small triclinic box
     (ghosts that are images of local atoms and of other ranks' atoms) and the formate slab (vacuum, a rank with few
     atoms)."""
-    root, _ = exported
     for name, elements in (("water", ["H", "O"]), ("triclinic_small_water", ["H", "O"]),
                            ("formate_slab", ELEMENTS)):
-        results = {}
-        for label, flag in (("recomputed", "0"), ("exchanged", "1")):
-            monkeypatch.setenv("MLANET_GHOST_EXCHANGE", flag)
-            work = tmp_path / f"{name}-{label}"
-            work.mkdir()
-            copy_model(root, work)
-            results[label] = single_point(work, SYSTEMS[name], elements, nprocs)
-        ref, out = results["recomputed"], results["exchanged"]
+        ref, out = off_and_on(exported[0], tmp_path, monkeypatch, "MLANET_GHOST_EXCHANGE", name, elements, nprocs)
         assert f"{nprocs} MPI ranks exchange ghost-atom features" in out["stdout"]
         assert "exchange ghost-atom features" not in ref["stdout"]
-        assert out["energy"] == pytest.approx(ref["energy"], rel=1e-12)
-        np.testing.assert_allclose(out["forces"], ref["forces"], rtol=0, atol=1e-10)
-        np.testing.assert_allclose(out["energies"], ref["energies"], rtol=0, atol=1e-11)
-        np.testing.assert_allclose(out["pressure"], ref["pressure"], rtol=1e-10, atol=1e-6)
+        assert_same_physics(out, ref)

@@ -20,6 +20,8 @@ from typing import Any, List, Tuple
 import numpy as np
 import torch
 
+from .images import id_positions
+
 
 class GhostExchange:
     """Where each needed ghost's features come from, and the Alltoallv that moves them.
@@ -28,9 +30,10 @@ class GhostExchange:
         comm: mpi4py communicator of the LAMMPS instance (collective: every rank builds its exchange together).
         local_ids: [nlocal] atom IDs of the rank's own atoms, in LAMMPS' local order.
         ghost_ids: [G] atom IDs of the ghost atoms whose features the rank needs (rows of the ghost block).
+        device: where the features live (the index tensors are kept there).
     """
 
-    def __init__(self, comm: Any, local_ids: np.ndarray, ghost_ids: np.ndarray):
+    def __init__(self, comm: Any, local_ids: np.ndarray, ghost_ids: np.ndarray, device: torch.device):
         self.comm = comm
         rank, size = comm.Get_rank(), comm.Get_size()
         counts = np.array(comm.allgather(len(local_ids)), dtype=np.int64)
@@ -38,24 +41,27 @@ class GhostExchange:
         comm.Allgatherv(np.ascontiguousarray(local_ids, dtype=np.int64), [all_ids, counts])
         owner_rank = np.repeat(np.arange(size), counts)
         owner_index = np.arange(len(all_ids)) - np.repeat(np.cumsum(counts) - counts, counts)
-        order = np.argsort(all_ids, kind="stable")
-        where = np.minimum(np.searchsorted(all_ids[order], ghost_ids), max(len(all_ids) - 1, 0))
-        if len(ghost_ids) and not np.array_equal(all_ids[order][where], ghost_ids):
-            missing = ghost_ids[all_ids[order][where] != ghost_ids][:3].tolist()
+        pos = id_positions(all_ids, ghost_ids)
+        if np.any(pos < 0):
+            missing = ghost_ids[pos < 0][:3].tolist()
             raise RuntimeError(f"ghost atom IDs {missing} are owned by no rank; LAMMPS atom IDs must be unique "
                                "(do not use atom_modify id no with this model)")
-        g_rank, g_index = owner_rank[order[where]], owner_index[order[where]]
+        g_rank, g_index = owner_rank[pos], owner_index[pos]
         self.num_ghosts = len(ghost_ids)
-        self.self_rows = torch.from_numpy(np.flatnonzero(g_rank == rank))
-        self.self_source = torch.from_numpy(g_index[g_rank == rank])
+
+        def on_device(index: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(index, dtype=np.int64)).to(device)
+
+        self.self_rows = on_device(np.flatnonzero(g_rank == rank))
+        self.self_source = on_device(g_index[g_rank == rank])
         remote = np.flatnonzero(g_rank != rank)
         remote = remote[np.argsort(g_rank[remote], kind="stable")]  # grouped by owner rank, as Alltoallv delivers
-        self.recv_rows = torch.from_numpy(remote)
+        self.recv_rows = on_device(remote)
         self.recv_counts = np.bincount(g_rank[remote], minlength=size).astype(np.int64)
         self.send_counts = np.array(comm.alltoall(self.recv_counts.tolist()), dtype=np.int64)
         send_index = np.empty(int(self.send_counts.sum()), dtype=np.int64)
         comm.Alltoallv([np.ascontiguousarray(g_index[remote]), self.recv_counts], [send_index, self.send_counts])
-        self.send_index = torch.from_numpy(send_index)
+        self.send_index = on_device(send_index)
 
     def _alltoallv(self, rows: torch.Tensor, send_counts: np.ndarray, recv_counts: np.ndarray) -> torch.Tensor:
         """rows [sum(send_counts), F] grouped by destination rank -> [sum(recv_counts), F] grouped by source."""
@@ -69,19 +75,16 @@ class GhostExchange:
         """Features of the rank's atoms [nlocal, F] -> features of the needed ghosts [G, F] (detached)."""
         local = local.detach()
         out = local.new_empty((self.num_ghosts, local.shape[1]))
-        device = local.device
-        out[self.self_rows.to(device)] = local[self.self_source.to(device)]
-        received = self._alltoallv(local[self.send_index.to(device)], self.send_counts, self.recv_counts)
-        out[self.recv_rows.to(device)] = received
+        out[self.self_rows] = local[self.self_source]
+        out[self.recv_rows] = self._alltoallv(local[self.send_index], self.send_counts, self.recv_counts)
         return out
 
     def reverse(self, ghost_grad: torch.Tensor, nlocal: int) -> torch.Tensor:
         """dE/d(ghost features) [G, F] -> their sum onto the owners, for this rank's atoms [nlocal, F]."""
-        device = ghost_grad.device
         out = ghost_grad.new_zeros((nlocal, ghost_grad.shape[1]))
-        out.index_add_(0, self.self_source.to(device), ghost_grad[self.self_rows.to(device)])
-        received = self._alltoallv(ghost_grad[self.recv_rows.to(device)], self.recv_counts, self.send_counts)
-        return out.index_add_(0, self.send_index.to(device), received)
+        out.index_add_(0, self.self_source, ghost_grad[self.self_rows])
+        received = self._alltoallv(ghost_grad[self.recv_rows], self.recv_counts, self.send_counts)
+        return out.index_add_(0, self.send_index, received)
 
 
 def _grad(outputs: torch.Tensor, inputs: List[torch.Tensor], grad_outputs: torch.Tensor) -> List[torch.Tensor]:

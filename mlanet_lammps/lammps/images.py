@@ -55,19 +55,21 @@ def atom_ids(handle: Any, nlocal: int, ntotal: int) -> Optional[np.ndarray]:
     return None if tag.min() <= 0 else tag
 
 
+def id_positions(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Position in `ids` [N] (unique atom IDs) of each of the `wanted` [M] IDs, -1 where absent; [M] int64."""
+    if len(ids) == 0:
+        return np.full(len(wanted), -1, dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    where = np.minimum(np.searchsorted(ids[order], wanted), len(ids) - 1)
+    return np.where(ids[order][where] == wanted, order[where], -1).astype(np.int64)
+
+
 def ghost_owners(tag: np.ndarray, nlocal: int) -> np.ndarray:
     """owner [ntotal] int64: for a ghost atom whose ID (tag [ntotal], from atom_ids) is one of this rank's local
     atoms, that local atom's index; for every other atom, its own index."""
-    ntotal = len(tag)
-    owner = np.arange(ntotal, dtype=np.int64)
-    if nlocal == 0 or ntotal == nlocal:
-        return owner
-    order = np.argsort(tag[:nlocal], kind="stable")
-    sorted_tags = tag[:nlocal][order]
-    ghost_tags = tag[nlocal:]
-    where = np.minimum(np.searchsorted(sorted_tags, ghost_tags), nlocal - 1)
-    own = sorted_tags[where] == ghost_tags
-    owner[nlocal:][own] = order[where[own]]
+    owner = np.arange(len(tag), dtype=np.int64)
+    pos = id_positions(tag[:nlocal], tag[nlocal:])
+    owner[nlocal:] = np.where(pos >= 0, pos, owner[nlocal:])
     return owner
 
 

@@ -215,7 +215,7 @@ class MLANetMLIAP(MLIAPUnified):
             if old is None and comm.Get_rank() == 0:
                 print(f"mlanet_lammps: {comm.Get_size()} MPI ranks exchange ghost-atom features between layers",
                       flush=True)
-            self._exchange_plan, self._exchange_key = GhostExchange(comm, key[0], key[1]), key
+            self._exchange_plan, self._exchange_key = GhostExchange(comm, key[0], key[1], self._torch_device), key
         return self._exchange_plan
 
     def compute_forces(self, data):
@@ -239,18 +239,17 @@ class MLANetMLIAP(MLIAPUnified):
         plan, kept = None, None
         comm = self.communicator(handle) if handle is not None and self._exchange else None
         if comm is not None:
-            kept = np.flatnonzero(pi_np < nlocal)
-            ghosts = np.unique(pj_np[kept][pj_np[kept] >= nlocal])
+            local_pairs = np.flatnonzero(pi_np < nlocal)
+            ghosts = np.unique(pj_np[local_pairs][pj_np[local_pairs] >= nlocal])
             plan = self.exchange(comm, tag, nlocal, ghosts)
         if plan is not None:
+            kept = local_pairs
             pi_np, pj_np = pi_np[kept], pj_np[kept]
             pj_np = np.where(pj_np < nlocal, pj_np, nlocal + np.searchsorted(ghosts, pj_np))
             species = species[torch.from_numpy(np.concatenate([np.arange(nlocal), ghosts])).to(device)]
         elif tag is not None:
             kept, pj_np = fold_images(pi_np, pj_np, ghost_owners(tag, nlocal))
             pi_np = pi_np[kept]
-        else:
-            kept = None
         rij = torch.from_numpy(rij_np if kept is None else rij_np[kept]).to(device=device, dtype=dtype)
         pair_i, pair_j = torch.from_numpy(pi_np).to(device), torch.from_numpy(pj_np).to(device)
         with torch.jit.optimized_execution(self._jit_optimize):

@@ -36,7 +36,7 @@ owner = rng.integers(0, 2, len(ids))
 local_ids = ids[owner == rank]
 ghost_ids = np.random.default_rng(rank + 1).choice(ids, 25)
 feature = lambda t: np.stack([t, (t * t) % 97, -0.5 * t], 1).astype(np.float64)
-exchange = GhostExchange(comm, local_ids, ghost_ids)
+exchange = GhostExchange(comm, local_ids, ghost_ids, torch.device("cpu"))
 x = torch.from_numpy(feature(local_ids))
 ghost = exchange.forward(x)
 out["forward_error"] = float(np.abs(ghost.numpy() - feature(ghost_ids)).max())
@@ -64,7 +64,7 @@ ghosts = np.unique(j[atom_owner[j] != rank])
 compact = np.full(n, -1)
 compact[local] = np.arange(len(local))
 compact[ghosts] = len(local) + np.arange(len(ghosts))
-exchange = GhostExchange(comm, local + 1, ghosts + 1)
+exchange = GhostExchange(comm, local + 1, ghosts + 1, torch.device("cpu"))
 species = graph.species[torch.from_numpy(np.concatenate([local, ghosts]))]
 e, fij = exchanged_energy_and_forces(script, exchange, graph.edge_vec[pairs],
                                      torch.from_numpy(compact[center.numpy()[pairs]]), torch.from_numpy(compact[j]),

@@ -39,6 +39,12 @@ TASKS = {
     "si": (DATA / "mlearn_zuo2020" / "Si_training.extxyz", 170, 44, 180),
 }
 MODELS = ("mlanet", "nequip", "mace")
+# what each runner's `speed` times (its `predict` may differ: see the runners)
+CALCULATORS = {
+    "mlanet": "MLANetCalculator(dtype=float32, compile=True): torch.compile (Inductor), compiled in the warm-up",
+    "nequip": "NequIPCalculator.from_compiled_model: the AOTInductor model from nequip-compile",
+    "mace": "MACECalculator(default_dtype='float32'): eager PyTorch, the calculator's default",
+}
 SPEED_SIZES = {"192": ((1, 1, 1), 20, 3), "5184": ((3, 3, 3), 5, 1)}  # replica, repeats, warm-up steps
 
 
@@ -171,6 +177,8 @@ def markdown(results: dict, meta: dict) -> str:
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     lines += ["", "Timing repeats: " + ", ".join(f"{s} atoms: median of {r} after {w} warm-up"
                                                  for s, (_, r, w) in SPEED_SIZES.items()) + ".", ""]
+    lines += [f"- {model} timed through `{CALCULATORS[model]}`" for model in results if results[model].get("speed")]
+    lines.append("")
     for model, res in results.items():
         if "settings" in res:
             lines.append(f"- {model} settings: `{json.dumps(res['settings'])}`")

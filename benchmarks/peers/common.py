@@ -125,7 +125,9 @@ def runner_parser() -> argparse.ArgumentParser:
 def run_runner(train: Callable, load_calculator: Callable, argv=None) -> None:
     """Dispatch a runner's command line.
 
-    train(args) trains and writes train_info.json; load_calculator(model_path) -> (ase_calculator, n_params).
+    train(args) trains and writes train_info.json; load_calculator(model_path, for_md) -> (ase_calculator, n_params),
+    where for_md asks for the calculator a user would run MD with (one structure, many steps: `speed`), rather than
+    the one for many different structures (`predict`).
     """
     args = runner_parser().parse_args(argv)
     set_threads(args.threads)
@@ -133,7 +135,7 @@ def run_runner(train: Callable, load_calculator: Callable, argv=None) -> None:
         os.makedirs(args.workdir, exist_ok=True)
         train(args)
         return
-    calc, n_params = load_calculator(args.model)
+    calc, n_params = load_calculator(args.model, for_md=args.cmd == "speed")
     if args.cmd == "predict":
         predict_frames(calc, args.data, args.out)
     else:

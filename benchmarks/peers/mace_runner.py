@@ -207,8 +207,9 @@ def train(args: argparse.Namespace) -> None:
     })
 
 
-def load_calculator(model_path: str) -> tuple[object, int]:
-    """MACECalculator (CPU, float32) for ``model_path`` and its number of parameters."""
+def load_calculator(model_path: str, for_md: bool = False) -> tuple[object, int]:
+    """MACECalculator (CPU, float32) for ``model_path`` and its number of parameters; the same
+    for MD (`for_md`) and for predictions."""
     from mace.calculators import MACECalculator
 
     calc = MACECalculator(model_paths=model_path, device="cpu", default_dtype="float32")

@@ -4,6 +4,8 @@ train: `mlanet-train` on a generated YAML with the package's default model (Mode
 l_max 1, 24 channels, 8 Bessel functions, angular density l <= 3, ZBL prior) and the budgeted recipe: AdamW
 lr 0.01, cosine schedule ending at min_lr 1e-4 when the wall-clock budget runs out (training.max_time), batch 4,
 energy weight 1, force weight 10, EMA 0.99, float32. The deployable model is best.ckpt (lowest validation loss, EMA weights).
+speed: MLANetCalculator in float32 with compile=True (torch.compile, as for MD; the compilation falls in the warm-up
+steps); predict: the same in TorchScript (script=True), which needs no compilation per structure.
 """
 
 import csv
@@ -50,13 +52,13 @@ def train(args) -> None:
                               "settings": {**model, **RECIPE}})
 
 
-def load_calculator(model_path: str):
-    """(MLANetCalculator in float32 on the CPU, number of parameters)."""
+def load_calculator(model_path: str, for_md: bool = False):
+    """(MLANetCalculator in float32 on the CPU, compiled for MD, number of parameters)."""
     import torch
 
     from mlanet_lammps.calculator import MLANetCalculator
 
-    calc = MLANetCalculator(model_path, dtype=torch.float32)
+    calc = MLANetCalculator(model_path, dtype=torch.float32, compile=for_md)
     return calc, sum(p.numel() for p in calc.model.parameters())
 
 

@@ -255,8 +255,9 @@ def train(args: argparse.Namespace) -> None:
     )
 
 
-def load_calculator(model_path: str):
-    """(NequIPCalculator on CPU for the compiled ``model_path``, parameter count from its train_info.json)."""
+def load_calculator(model_path: str, for_md: bool = False):
+    """(NequIPCalculator on CPU for the compiled ``model_path``, parameter count from its train_info.json); the same
+    for MD (`for_md`) and for predictions."""
     from nequip.integrations.ase import NequIPCalculator
 
     with open(os.path.join(os.path.dirname(os.path.abspath(model_path)), "train_info.json")) as f:

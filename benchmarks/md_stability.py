@@ -71,6 +71,7 @@ def main(argv=None) -> int:
     parser.add_argument("--dt-fs", type=float, default=0.5)
     parser.add_argument("--T", type=float, default=300.0)
     parser.add_argument("--ranks", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0, help="threads per rank (default: the cores / ranks)")
     parser.add_argument("--dump-every", type=int, default=200)
     parser.add_argument("--workdir", default=str(ROOT / "runs" / "md_stability"))
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results"))
@@ -88,7 +89,8 @@ def main(argv=None) -> int:
         "-var", "model", str(model), "-var", "steps", str(steps), "-var", "dt", str(args.dt_fs / 1000.0),
         "-var", "T", str(args.T), "-var", "dump_every", str(args.dump_every), "-var", "dump", str(work / "nvt.dump"),
         "-var", "data", str(ROOT / "lammps_inputs" / "water_192.data")]
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // args.ranks))}
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.ranks)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     wall = None
     if not args.analyse_only:
         export(args.checkpoint, str(model) + ".mliap.pt", dtype="float32", device="cpu")

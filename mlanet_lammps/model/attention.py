@@ -21,6 +21,7 @@ from torch import nn
 
 from .irreps_ops import ChannelDot, DirectionalProjection
 from .pooling import MultiPerspectivePooling
+from .scatter import gather
 
 
 def geometric_paths(irreps_in: o3.Irreps, irreps_sh: o3.Irreps, irreps_target: o3.Irreps
@@ -109,16 +110,16 @@ class DualPathAttentionBlock(nn.Module):
         center/neighbor: [E] atom indices -> [N, irreps_out]."""
         num_nodes = h.shape[0]
         # geometric path
-        m_geo = self.tp(self.linear_neighbor(h).index_select(0, neighbor), sh, self.radial_mlp(radial))
+        m_geo = self.tp(gather(self.linear_neighbor(h), neighbor), sh, self.radial_mlp(radial))
         # chemical path
         node_inv = torch.cat([z, h[:, :self.num_scalars_in]], dim=-1)
-        c = torch.nn.functional.silu(self.chem_center(node_inv).index_select(0, center)
-                                     + self.chem_neighbor(node_inv).index_select(0, neighbor)
+        c = torch.nn.functional.silu(gather(self.chem_center(node_inv), center)
+                                     + gather(self.chem_neighbor(node_inv), neighbor)
                                      + self.chem_radial(radial))
         m_chem = self.chem_message(c) * env.unsqueeze(-1)
         # invariants of query (x) key and of both with the bond direction
-        q = self.query(h).index_select(0, center)
-        k = self.key(h).index_select(0, neighbor)
+        q = gather(self.query(h), center)
+        k = gather(self.key(h), neighbor)
         inv = torch.cat([c, self.qk_dot(q, k), self.directional(q, sh), self.directional(k, sh)], dim=-1)
         dyn = self.dynamic(inv)
         path_w = torch.softmax(dyn[:, 1:], dim=-1)

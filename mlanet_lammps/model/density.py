@@ -15,6 +15,8 @@ from typing import List, Tuple
 import torch
 from torch import nn
 
+from .scatter import gather, scatter_sum
+
 
 class AngularDensity(nn.Module):
     """forward(sh [E, (l_max_sh+1)^2] (component-normalised Y, l_max_sh >= l_max), radial [E, num_basis],
@@ -53,9 +55,9 @@ class AngularDensity(nn.Module):
                    neighbor: torch.Tensor) -> torch.Tensor:
         """B before the linear layer: [N, (l_max + 1) K (K + 1) / 2], l-major, then the pairs (k <= k')."""
         num_sh = (self.l_max + 1) * (self.l_max + 1)
-        r = self.radial(radial) * self.species(z).index_select(0, neighbor)  # [E, K]
+        r = self.radial(radial) * gather(self.species(z), neighbor)  # [E, K]
         edge = (r.unsqueeze(-1) * sh[:, None, :num_sh]).reshape(r.shape[0], self.channels * num_sh)
-        a = edge.new_zeros(z.shape[0], self.channels * num_sh).index_add_(0, center, edge)
+        a = scatter_sum(edge, center, z.shape[0])
         a = (a * self.inv_avg).reshape(-1, self.channels, num_sh)
         invariants: List[torch.Tensor] = []
         for l in range(self.l_max + 1):

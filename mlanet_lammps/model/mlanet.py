@@ -25,7 +25,7 @@ class ModelConfig:
     trainable_basis: bool = False
     envelope_p: int = 6
     l_max: int = 1
-    channels: int = 24
+    channels: int = 32
     num_layers: int = 2
     embed_dim: int = 16
     radial_hidden: int = 64

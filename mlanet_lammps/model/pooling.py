@@ -13,6 +13,8 @@ neighbours of one atom only, so energies stay local (LAMMPS domain decomposition
 import torch
 from torch import nn
 
+from .scatter import gather, scatter_sum
+
 
 class MultiPerspectivePooling(nn.Module):
     """forward(m: [E, D], center: [E], env: [E], logits: [E], num_nodes) -> [num_nodes, 3 D]
@@ -29,12 +31,12 @@ class MultiPerspectivePooling(nn.Module):
         a = self.logit_cap * torch.tanh(logits / self.logit_cap)
         w_att = env * torch.exp(a)
         # per-atom normalisers of the mean and attention views
-        norms = m.new_zeros(num_nodes, 2).index_add_(0, center, torch.stack([env, w_att], dim=-1))
-        denom = (1.0 + norms).index_select(0, center)
+        norms = scatter_sum(torch.stack([env, w_att], dim=-1), center, num_nodes)
+        denom = gather(1.0 + norms, center)
         # three [E, D] scatters are cheaper (forward and backward) than one of an [E, 3, D] outer product
         views = [
-            m.new_zeros(num_nodes, m.shape[1]).index_add_(0, center, m).mul_(self.inv_avg),
-            m.new_zeros(num_nodes, m.shape[1]).index_add_(0, center, (env / denom[:, 0]).unsqueeze(-1) * m),
-            m.new_zeros(num_nodes, m.shape[1]).index_add_(0, center, (w_att / denom[:, 1]).unsqueeze(-1) * m),
+            scatter_sum(m, center, num_nodes).mul_(self.inv_avg),
+            scatter_sum((env / denom[:, 0]).unsqueeze(-1) * m, center, num_nodes),
+            scatter_sum((w_att / denom[:, 1]).unsqueeze(-1) * m, center, num_nodes),
         ]
         return torch.cat(views, dim=-1)

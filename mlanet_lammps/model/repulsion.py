@@ -29,6 +29,7 @@ from ase.data import covalent_radii
 from torch import nn
 
 from .radial import polynomial_cutoff
+from .scatter import scatter_sum
 
 COULOMB_EV_A = 14.399645  # e^2 / (4 pi eps0) in eV Å
 SCREENING_LENGTH_A = 0.46850  # Å (Bohr radius times 0.8854)
@@ -86,5 +87,4 @@ class ZBLRepulsion(nn.Module):
     def forward(self, dist: torch.Tensor, species: torch.Tensor, center: torch.Tensor,
                 neighbor: torch.Tensor) -> torch.Tensor:
         pair = self.pair_energy(dist, species.index_select(0, center), species.index_select(0, neighbor))
-        out = torch.zeros(species.shape[0], dtype=dist.dtype, device=dist.device)
-        return out.index_add(0, center, 0.5 * pair)
+        return scatter_sum(0.5 * pair, center, species.shape[0])

@@ -32,7 +32,7 @@ class ModelOptions:
     cutoff: float = opt(5.0, f"radial cutoff r_cut in Å (0.5 < r_cut <= {MAX_CUTOFF})")
     num_layers: int = opt(2, "interaction (dual-path attention) layers; receptive field = num_layers x cutoff")
     l_max: int = opt(1, "highest spherical-harmonic order of edge and node features (2: ~4x slower here)")
-    channels: int = opt(24, "channels per irrep order of node features")
+    channels: int = opt(32, "channels per irrep order of node features")
     num_basis: int = opt(8, "number of Bessel radial basis functions")
     trainable_basis: bool = opt(False, "learn the Bessel frequencies")
     envelope_p: int = opt(6, "exponent of the polynomial cutoff envelope")

@@ -25,7 +25,7 @@ def predict(model: torch.nn.Module, batch: GraphBatch, create_graph: bool = Fals
 
 
 def predict_with(energy_grad: torch.nn.Module, batch: GraphBatch) -> Prediction:
-    """Evaluate an `EnergyAndEdgeGradient` (eager or TorchScript) on `batch`."""
+    """Evaluate an `EnergyAndEdgeGradient` (eager, TorchScript or model/compiled.py's) on `batch`."""
     n = batch.species.shape[0]
     edge_vec = batch.edge_vec.detach().requires_grad_(True)
     mask = torch.ones(n, dtype=edge_vec.dtype, device=edge_vec.device)

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from mlanet_lammps.calculator import MLANetCalculator
+from mlanet_lammps.data.batch import frame_to_graph
+from mlanet_lammps.data.io import Frame
 
 from ..conftest import make_model
 
@@ -30,7 +32,5 @@ def test_compiled_calculator_matches_eager(small_water):
         np.testing.assert_allclose(s1, s0, rtol=0, atol=1e-12)
         np.testing.assert_allclose(ea1, ea0, rtol=0, atol=1e-11)
     module = compiled.energy_grad()
-    from mlanet_lammps.data.batch import frame_to_graph
-    from mlanet_lammps.data.io import Frame
     edges = frame_to_graph(Frame.from_atoms(stretched, source="atoms"), model.cutoff, [1, 8]).edge_index.shape[1]
     assert module.capacity >= edges + 50, "the stretched box should run with padding edges"

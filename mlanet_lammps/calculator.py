@@ -22,8 +22,8 @@ class MLANetCalculator(Calculator):
         dtype: torch.float64 (default, exact comparisons) or torch.float32 (faster MD).
         script: evaluate through TorchScript (compiled on the first call, about a second; 6-10% faster per call
             on the CPU) instead of eager PyTorch.
-        compile: evaluate through torch.compile instead (on the 2-core CPU VM 1.5x faster per step than TorchScript
-            with 1 thread, 10% with 2). The first call, and any call with a new atom count or more edges than seen so
+        compile: evaluate through torch.compile instead (on the 2-core CPU VM 1.4x faster per step than TorchScript
+            with 1 or 2 threads). The first call, and any call with a new atom count or more edges than seen so
             far (+5%), compiles for tens of seconds: for MD, not for many different structures. See model/compiled.py.
     Results: energy, free_energy (eV), forces (eV/Å), energies (eV per atom), stress (eV/Å^3, Voigt, if fully periodic).
     """

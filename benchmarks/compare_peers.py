@@ -45,7 +45,7 @@ CALCULATORS = {
     "nequip": "NequIPCalculator.from_compiled_model: the AOTInductor model from nequip-compile",
     "mace": "MACECalculator(default_dtype='float32'): eager PyTorch, the calculator's default",
 }
-SPEED_SIZES = {"192": ((1, 1, 1), 20, 3), "5184": ((3, 3, 3), 5, 1)}  # replica, repeats, warm-up steps
+SPEED_SIZES = {"192": ((1, 1, 1), 20, 3), "5184": ((3, 3, 3), 20, 2)}  # replica, repeats, warm-up steps
 
 
 def log(msg: str) -> None:

@@ -57,7 +57,8 @@ class MLANetCalculator(Calculator):
     def calculate(self, atoms=None, properties: Optional[List[str]] = None, system_changes=all_changes):
         super().calculate(atoms, properties or ["energy"], system_changes)
         frame = Frame.from_atoms(self.atoms, source="atoms")
-        graph = frame_to_graph(frame, float(self.model.cutoff), self.model.atomic_numbers.tolist()).to(self.device, self.dtype)
+        graph = frame_to_graph(frame, float(self.model.cutoff), self.model.atomic_numbers.tolist(),
+                               mirrored=self.compile).to(self.device, self.dtype)
         # the profiling executor slows CPU calls and multiplies GPU call times (measured in lammps/wrapper.py)
         with torch.jit.optimized_execution(False):
             pred = predict_with(self.energy_grad(), graph)

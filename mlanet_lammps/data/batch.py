@@ -55,10 +55,10 @@ def species_index(numbers: np.ndarray, atomic_numbers: Sequence[int], where: str
                                "use only the model's elements, or retrain including this element") from None
 
 
-def frame_to_graph(frame: Frame, cutoff: float, atomic_numbers: Sequence[int]) -> GraphBatch:
-    """One frame -> a GraphBatch with G = 1 (float64 tensors)."""
+def frame_to_graph(frame: Frame, cutoff: float, atomic_numbers: Sequence[int], mirrored: bool = False) -> GraphBatch:
+    """One frame -> a GraphBatch with G = 1 (float64 tensors); `mirrored` edge order as in build_graph."""
     species = species_index(frame.numbers, atomic_numbers, frame.source)
-    edge_index, _, edge_vec = build_graph(frame.positions, frame.cell, frame.pbc, cutoff)
+    edge_index, _, edge_vec = build_graph(frame.positions, frame.cell, frame.pbc, cutoff, mirrored)
     n, e = frame.num_atoms, edge_index.shape[1]
     volume = abs(float(np.linalg.det(frame.cell))) if frame.pbc.all() else 0.0
     nan = float("nan")

@@ -21,7 +21,7 @@ from torch import nn
 
 from .irreps_ops import ChannelDot, DirectionalProjection
 from .pooling import MultiPerspectivePooling
-from .scatter import gather
+from .scatter import first_of_pairs, gather, repeat_pairs
 
 
 def geometric_paths(irreps_in: o3.Irreps, irreps_sh: o3.Irreps, irreps_target: o3.Irreps
@@ -105,17 +105,20 @@ class DualPathAttentionBlock(nn.Module):
         self.irreps_in, self.irreps_out = irreps_in, irreps_out
 
     def forward(self, h: torch.Tensor, z: torch.Tensor, sh: torch.Tensor, radial: torch.Tensor, env: torch.Tensor,
-                center: torch.Tensor, neighbor: torch.Tensor) -> torch.Tensor:
+                center: torch.Tensor, neighbor: torch.Tensor, mirrored: bool = False) -> torch.Tensor:
         """h: [N, irreps_in], z: [N, embed_dim], sh: [E, irreps_sh], radial: [E, num_basis], env: [E],
-        center/neighbor: [E] atom indices -> [N, irreps_out]."""
+        center/neighbor: [E] atom indices -> [N, irreps_out]. mirrored: edge e + E/2 is edge e reversed, so the
+        radial terms are computed for the first half only (scatter.first_of_pairs)."""
         num_nodes = h.shape[0]
+        pair_radial = first_of_pairs(radial, mirrored)
         # geometric path
-        m_geo = self.tp(gather(self.linear_neighbor(h), neighbor), sh, self.radial_mlp(radial))
+        m_geo = self.tp(gather(self.linear_neighbor(h), neighbor), sh,
+                        repeat_pairs(self.radial_mlp(pair_radial), mirrored))
         # chemical path
         node_inv = torch.cat([z, h[:, :self.num_scalars_in]], dim=-1)
         c = torch.nn.functional.silu(gather(self.chem_center(node_inv), center)
                                      + gather(self.chem_neighbor(node_inv), neighbor)
-                                     + self.chem_radial(radial))
+                                     + repeat_pairs(self.chem_radial(pair_radial), mirrored))
         m_chem = self.chem_message(c) * env.unsqueeze(-1)
         # invariants of query (x) key and of both with the bond direction
         q = gather(self.query(h), center)

@@ -13,6 +13,7 @@ from .density import AngularDensity
 from .radial import RadialEmbedding
 from .repulsion import ZBLRepulsion, switch_radii
 from .scale import AtomicEnergyScale
+from .scatter import first_of_pairs, repeat_pairs
 
 
 @dataclass
@@ -48,13 +49,15 @@ class ModelConfig:
 class MLANet(nn.Module):
     """The MLANet potential.
 
-    forward(edge_vec, species, edge_index, hop=None) -> atom_energy
+    forward(edge_vec, species, edge_index, hop=None, mirrored=False) -> atom_energy
       edge_vec:   [E, 3] r_j - r_i in Å for each directed edge (i = center, j = neighbour)
       species:    [N] species index (position in `atomic_numbers`)
       edge_index: [2, E] (center i, neighbour j); edges beyond the cutoff contribute exactly zero
       hop:        optional [N] graph distance (in edges) of each atom to the atoms whose energies are needed;
                   layer k (1-based) then only updates atoms with hop <= num_layers - k (ghost-depth pruning in LAMMPS).
                   Energies of atoms with hop > 0 are then not meaningful.
+      mirrored:   edge e + E/2 is edge e reversed, with edge_vec negated (data.graph.build_graph(mirrored=True));
+                  the radial terms and spherical harmonics are then computed once per pair (the compiled ASE path).
       atom_energy: [N] per-atom energies in eV.
     """
 
@@ -67,9 +70,11 @@ class MLANet(nn.Module):
         self.num_layers = int(config.num_layers)
         self.irreps_sh = o3.Irreps.spherical_harmonics(config.l_max)
         # one evaluation of Y up to the largest l any block needs; the layers read its first irreps_sh.dim columns
-        self.spherical_harmonics = o3.SphericalHarmonics(
-            o3.Irreps.spherical_harmonics(max(config.l_max, config.density_l_max)), normalize=True,
-            normalization="component")
+        irreps_sh_all = o3.Irreps.spherical_harmonics(max(config.l_max, config.density_l_max))
+        self.spherical_harmonics = o3.SphericalHarmonics(irreps_sh_all, normalize=True, normalization="component")
+        # Y_lm(-r) = (-1)^l Y_lm(r): the harmonics of a reversed edge
+        self.register_buffer("sh_parity", torch.cat([torch.full((ir.dim,), float(ir.p)) for _, ir in irreps_sh_all]),
+                             persistent=False)
         self.num_sh = self.irreps_sh.dim
         self.radial = RadialEmbedding(config.cutoff, config.num_basis, config.trainable_basis, config.envelope_p)
         self.embedding = nn.Embedding(num_species, config.embed_dim)
@@ -105,9 +110,9 @@ class MLANet(nn.Module):
         self.priors = nn.ModuleList([ZBLRepulsion(config.atomic_numbers, radii)] if config.repulsion == "zbl" else [])
 
     def forward(self, edge_vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor,
-                hop: Optional[torch.Tensor] = None) -> torch.Tensor:
+                hop: Optional[torch.Tensor] = None, mirrored: bool = False) -> torch.Tensor:
         center, neighbor = edge_index[0], edge_index[1]
-        sh, radial, env, dist = self.edge_features(edge_vec)
+        sh, radial, env, dist = self.edge_features(edge_vec, mirrored)
         z, h = self.node_features(species)
         scalars: List[torch.Tensor] = []
         for k in range(self.num_layers):
@@ -116,7 +121,7 @@ class MLANet(nn.Module):
                 keep = torch.nonzero(hop.index_select(0, center) <= self.num_layers - 1 - k).squeeze(-1)
                 sh_k, radial_k, env_k = sh.index_select(0, keep), radial.index_select(0, keep), env.index_select(0, keep)
                 center_k, neighbor_k = center.index_select(0, keep), neighbor.index_select(0, keep)
-            h = self.interaction(k, h, z, sh_k, radial_k, env_k, center_k, neighbor_k)
+            h = self.interaction(k, h, z, sh_k, radial_k, env_k, center_k, neighbor_k, mirrored and hop is None)
             scalars.append(h[:, :self.num_scalars])
         return self.atom_energy(scalars, species, dist, center, neighbor)
 
@@ -124,13 +129,17 @@ class MLANet(nn.Module):
     # (lammps/exchange.py).
 
     @torch.jit.export
-    def edge_features(self, edge_vec: torch.Tensor
+    def edge_features(self, edge_vec: torch.Tensor, mirrored: bool = False
                       ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """edge_vec [E,3] Å -> (Y [E, (max(l_max, density_l_max)+1)^2], radial basis [E, num_basis], envelope [E],
-        length [E] Å)."""
-        dist = torch.linalg.norm(edge_vec, dim=-1)
+        length [E] Å); mirrored as in forward (only the first E/2 vectors are read)."""
+        vec = first_of_pairs(edge_vec, mirrored)
+        dist = torch.linalg.norm(vec, dim=-1)
         radial, env = self.radial(dist)
-        return self.spherical_harmonics(edge_vec), radial, env, dist
+        sh = self.spherical_harmonics(vec)
+        if mirrored:
+            sh = torch.cat([sh, sh * self.sh_parity])
+        return sh, repeat_pairs(radial, mirrored), repeat_pairs(env, mirrored), repeat_pairs(dist, mirrored)
 
     @torch.jit.export
     def node_features(self, species: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -140,12 +149,13 @@ class MLANet(nn.Module):
 
     @torch.jit.export
     def interaction(self, k: int, h: torch.Tensor, z: torch.Tensor, sh: torch.Tensor, radial: torch.Tensor,
-                    env: torch.Tensor, center: torch.Tensor, neighbor: torch.Tensor) -> torch.Tensor:
+                    env: torch.Tensor, center: torch.Tensor, neighbor: torch.Tensor, mirrored: bool = False
+                    ) -> torch.Tensor:
         """Layer k (0-based; the density block follows layer 0): h [N, irreps in] -> [N, irreps out]; edges as in
         edge_features, indexed by center/neighbor [E]. Only atoms that are centers of all their edges are exact."""
         for i, layer in enumerate(self.layers):
             if i == k:
-                h = layer(h, z, sh[:, :self.num_sh], radial, env, center, neighbor)
+                h = layer(h, z, sh[:, :self.num_sh], radial, env, center, neighbor, mirrored)
                 if k == 0:
                     for density in self.density:
                         h = torch.cat([h[:, :self.num_scalars] + density(sh, radial, z, center, neighbor),

@@ -1,4 +1,5 @@
-"""Row gather and scatter-sum along dim 0, the message-passing primitives of MLANet's blocks.
+"""Row gather and scatter-sum along dim 0, the message-passing primitives of MLANet's blocks, and the halving of
+terms that are the same for an edge and its reverse (mirrored edge order, compiled path only).
 
 Eager PyTorch and TorchScript use index_select / index_add_. Under torch.compile they are written as gather /
 scatter_add instead: with more than one kernel thread, Inductor turns index_add (and the backward of index_select)
@@ -30,3 +31,14 @@ def scatter_sum(src: torch.Tensor, index: torch.Tensor, num: int) -> torch.Tenso
     if torch.compiler.is_compiling():
         return out.scatter_add(0, _expanded(index, list(src.shape)), src)
     return out.index_add_(0, index, src)
+
+
+def first_of_pairs(x: torch.Tensor, mirrored: bool) -> torch.Tensor:
+    """Per-edge x [E, ...] -> the first E/2 rows if the edges are mirrored (build_graph(mirrored=True): edge e + E/2
+    is edge e reversed), else x."""
+    return x[:x.shape[0] // 2] if mirrored else x
+
+
+def repeat_pairs(x: torch.Tensor, mirrored: bool) -> torch.Tensor:
+    """Inverse of first_of_pairs for terms symmetric under reversing an edge: [E/2, ...] -> [E, ...] if mirrored."""
+    return torch.cat([x, x]) if mirrored else x

@@ -48,7 +48,7 @@ setup_lammps() {
 demo() {
     local run=runs/water-demo
     log "training MLANet on the bundled water frames ($run)"
-    if [[ -f $run/best.ckpt ]] && ! "$VENV/bin/python" -c "import sys; from mlanet_lammps.train.checkpoint import \
+    if [[ -f $run/best.ckpt ]] && ! "$VENV/bin/python" -c "import sys; from mlanet_lammps.checkpoint import \
             load_checkpoint; load_checkpoint(sys.argv[1])" "$run/best.ckpt" >/dev/null 2>&1; then
         local stale="$run.stale-$(date +%Y%m%d%H%M%S)"
         echo "$run/best.ckpt was written by another model/checkpoint version: moved to $stale, retraining"

@@ -27,7 +27,7 @@ import numpy as np
 
 from mlanet_lammps.allocator import reexec_with_tunables
 from mlanet_lammps.fileio import atomic_write_bytes
-from mlanet_lammps.train.metrics import error_metrics
+from mlanet_lammps.metrics import error_metrics
 from paths import DATA, ROOT, WATER
 
 PEERS = Path(__file__).resolve().parent / "peers"

@@ -97,7 +97,7 @@ BARE_SCRIPT = """
 import sys, ase.io, torch
 sys.path[:0] = ["{root}", "{root}/benchmarks"]
 from lammps_speed import bare_model_seconds
-from mlanet_lammps.train.checkpoint import load_model
+from mlanet_lammps.checkpoint import load_model
 atoms = ase.io.read("{root}/examples/water/water_40frames.extxyz", 0).repeat(({rep}, {rep}, {rep}))
 print("BARE %r %r" % bare_model_seconds(load_model("{ckpt}", dtype=torch.float32).to("{device}"), atoms, {threads},
                                         "{device}"))

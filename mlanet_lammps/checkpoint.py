@@ -1,15 +1,22 @@
-"""Versioned checkpoints, written atomically (temp file + fsync + rename) so a crash never loses the previous one."""
+"""Versioned checkpoints, written atomically (temp file + fsync + rename) so a crash never loses the previous one.
+
+A checkpoint holds plain data only (dicts, lists, tuples, tensors, numbers, strings, None): it loads with
+`torch.load(weights_only=True)`, which runs no code from the file. `save_checkpoint` refuses anything else and
+`load_checkpoint` refuses files that would need pickle to load.
+"""
 
 import io
+import pickle
+import re
 from pathlib import Path
 from typing import Any, Dict
 
 import torch
 
-from .. import __version__
-from ..errors import MLANetInputError
-from ..fileio import atomic_write_bytes
-from ..model.mlanet import MLANet, ModelConfig
+from . import __version__
+from .errors import MLANetInputError
+from .fileio import atomic_write_bytes
+from .model.mlanet import MLANet, ModelConfig
 
 FORMAT = "mlanet_lammps.checkpoint"
 # 2: the last layer outputs scalars only (weights of version 1 do not fit); 3: model_config.repulsion;
@@ -23,18 +30,48 @@ def save_checkpoint(path: str | Path, model_config: ModelConfig, model_state: Di
     """Save a checkpoint: model configuration + weights (+ training state, metrics, provenance in `extra`)."""
     payload = {"format": FORMAT, "version": VERSION, "package_version": __version__,
                "model_config": model_config.to_dict(), "model_state": model_state, **extra}
+    check_plain(payload)
     buf = io.BytesIO()
     torch.save(payload, buf)
     atomic_write_bytes(path, buf.getvalue())
 
 
+PLAIN = (str, int, float, bool, type(None), torch.Tensor)
+
+
+def check_plain(obj: Any, where: str = "checkpoint") -> None:
+    """Raise TypeError (naming the entry) unless `obj` is plain data that `torch.load(weights_only=True)` reads:
+    dicts with str/int keys, lists and tuples of plain data, tensors, str, int, float, bool, None."""
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if not isinstance(key, (str, int)):
+                raise TypeError(f"{where}: key {key!r} is a {type(key).__name__}, not str or int")
+            check_plain(value, f"{where}[{key!r}]")
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            check_plain(value, f"{where}[{i}]")
+    elif not isinstance(obj, PLAIN):
+        raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}: a checkpoint holds plain "
+                        "data only (dicts, lists, tuples, tensors, numbers, strings, None)")
+
+
 def load_checkpoint(path: str | Path) -> Dict[str, Any]:
-    """Load and check a checkpoint; corrupt, foreign or wrong-version files give one clear error."""
+    """Load (weights_only) and check a checkpoint; corrupt, foreign, pickle-needing or wrong-version files give one
+    clear error."""
     path = Path(path)
     if not path.is_file():
         raise MLANetInputError(str(path), "checkpoint not found", "check the path (training writes best.ckpt and last.ckpt)")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "weights only load failed" not in str(err).lower():
+            raise MLANetInputError(str(path), f"corrupt or unreadable checkpoint ({type(err).__name__})",
+                                   "use another checkpoint (e.g. last.ckpt or best.ckpt) or retrain") from None
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        what = f" (it holds {found.group(1)})" if found else ""
+        raise MLANetInputError(str(path), f"checkpoint needs pickle to load{what}, which can run code from the file",
+                               "retrain with this mlanet_lammps version, or, only if you trust the file, re-save its "
+                               "model_config and model_state with mlanet_lammps.checkpoint.save_checkpoint") from None
     except Exception as err:
         raise MLANetInputError(str(path), f"corrupt or unreadable checkpoint ({type(err).__name__})",
                                "use another checkpoint (e.g. last.ckpt or best.ckpt) or retrain") from None

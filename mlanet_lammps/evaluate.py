@@ -9,7 +9,7 @@ from .data.batch import collate, frame_to_graph
 from .data.io import Frame
 from .model.mlanet import MLANet
 from .predict import predict
-from .train.metrics import ErrorAccumulator
+from .metrics import ErrorAccumulator
 
 
 def evaluate_frames(model: MLANet, frames: Sequence[Frame], batch_size: int = 8, device: str = "cpu",

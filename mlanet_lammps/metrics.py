@@ -6,8 +6,8 @@ from typing import Dict, List
 import numpy as np
 import torch
 
-from ..data.batch import GraphBatch
-from ..predict import Prediction
+from .data.batch import GraphBatch
+from .predict import Prediction
 
 
 class ErrorAccumulator:

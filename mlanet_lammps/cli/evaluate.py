@@ -28,8 +28,8 @@ def main(argv=None) -> int:
         from ..data.io import read_frames
         from ..evaluate import evaluate_frames
         from ..fileio import atomic_write_bytes
-        from ..train.checkpoint import load_model
-        from ..train.metrics import format_table, parity_plot
+        from ..checkpoint import load_model
+        from ..metrics import format_table, parity_plot
 
         dtype = torch.float64 if args.dtype == "float64" else torch.float32
         model = load_model(args.checkpoint, dtype=dtype, device=args.device)

@@ -23,9 +23,9 @@ from ..model.mlanet import MLANet, ModelConfig
 from ..model.repulsion import switch_radii
 from ..predict import Prediction, predict
 from ..fileio import atomic_write_bytes
-from .checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, parse_duration
-from .metrics import ErrorAccumulator
+from ..metrics import ErrorAccumulator
 from .statistics import average_neighbors, force_rms, reference_energies, shortest_pair_distances, split_indices
 
 

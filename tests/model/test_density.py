@@ -1,5 +1,5 @@
 """The angular density block: its invariants against the Legendre-polynomial form of the neighbour-density power
-spectrum, and backward compatibility of checkpoints written without it. (Rotation, permutation, finite-difference,
+spectrum. (Checkpoints written without it: tests/test_checkpoint.py. Rotation, permutation, finite-difference,
 cutoff-smoothness and LAMMPS checks run on models that include it: tests/model/test_physics.py, tests/lammps.)"""
 
 import numpy as np
@@ -10,7 +10,6 @@ from numpy.polynomial import legendre
 from mlanet_lammps.calculator import MLANetCalculator
 from mlanet_lammps.data.batch import frame_to_graph
 from mlanet_lammps.data.io import Frame
-from mlanet_lammps.train.checkpoint import load_model, save_checkpoint
 from tests.conftest import make_model
 
 SPECIES = [1, 8]
@@ -55,14 +54,3 @@ def test_density_changes_the_energy(water_atoms):
     assert abs(energy(with_density, water_atoms) - energy(without, water_atoms)) > 1e-3
 
 
-def test_version_3_checkpoint_loads_without_density(tmp_path, water_atoms):
-    """Checkpoints written before the density block existed keep their meaning: they load with density_l_max -1."""
-    model = make_model(SPECIES, density_l_max=-1)
-    save_checkpoint(tmp_path / "v4.ckpt", model.config, model.state_dict())
-    payload = torch.load(tmp_path / "v4.ckpt", weights_only=False)
-    payload["version"] = 3
-    del payload["model_config"]["density_l_max"], payload["model_config"]["density_channels"]
-    torch.save(payload, tmp_path / "v3.ckpt")
-    loaded = load_model(tmp_path / "v3.ckpt")
-    assert loaded.config.density_l_max == -1 and len(loaded.density) == 0
-    assert energy(loaded, water_atoms) == pytest.approx(energy(model, water_atoms), rel=1e-12)

@@ -1,6 +1,6 @@
 """The ZBL repulsion prior: its values against the published formula, smooth switch-off at the switch radius
-(covalent-radii sum by default), a wall that keeps atoms apart, and backward compatibility of checkpoints written
-without it. (The data-derived switch radii are tested with training, tests/train.)"""
+(covalent-radii sum by default) and a wall that keeps atoms apart. (The data-derived switch radii are tested with
+training, tests/train; checkpoints written without the prior, tests/test_checkpoint.py.)"""
 
 import math
 
@@ -11,7 +11,6 @@ import torch
 from ase.data import covalent_radii
 
 from mlanet_lammps.calculator import MLANetCalculator
-from mlanet_lammps.train.checkpoint import load_model, save_checkpoint
 from tests.conftest import make_model
 
 SPECIES = [1, 8, 29]
@@ -100,20 +99,6 @@ def test_forces_of_prior_match_finite_differences(calcs):
             moved.positions[1, axis] += k * h
             e[k] = energy(with_prior, moved)
         assert forces[1, axis] == pytest.approx(-(e[1] - e[-1]) / (2 * h), rel=1e-6, abs=1e-6)
-
-
-def test_version_2_checkpoint_loads_without_prior(tmp_path):
-    """Checkpoints written before the prior existed keep their meaning: they load with repulsion 'none'."""
-    model = make_model(SPECIES, repulsion="none")
-    save_checkpoint(tmp_path / "v3.ckpt", model.config, model.state_dict())
-    payload = torch.load(tmp_path / "v3.ckpt", weights_only=False)
-    payload["version"] = 2
-    del payload["model_config"]["repulsion"]
-    torch.save(payload, tmp_path / "v2.ckpt")
-    loaded = load_model(tmp_path / "v2.ckpt")
-    assert loaded.config.repulsion == "none" and len(loaded.priors) == 0
-    atoms = dimer(1, 1, 0.4)
-    assert energy(MLANetCalculator(loaded), atoms) == pytest.approx(energy(MLANetCalculator(model), atoms), rel=1e-12)
 
 
 def test_unknown_repulsion_rejected():

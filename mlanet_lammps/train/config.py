@@ -1,13 +1,14 @@
 """YAML configuration of `mlanet-train`: every option with its default and meaning; unknown keys are an error."""
 
 import re
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, make_dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import yaml
 
 from ..errors import MLANetInputError
+from ..model.mlanet import ModelConfig
 
 MAX_CUTOFF = 12.0  # Å
 
@@ -27,24 +28,62 @@ class DataConfig:
     stress_key: str = opt("stress", "info/results key of the stress (eV/Å^3, 6 Voigt or 9 values)")
 
 
-@dataclass
-class ModelOptions:
-    cutoff: float = opt(5.0, f"radial cutoff r_cut in Å (0.5 < r_cut <= {MAX_CUTOFF})")
-    num_layers: int = opt(2, "interaction (dual-path attention) layers; receptive field = num_layers x cutoff")
-    l_max: int = opt(1, "highest spherical-harmonic order of edge and node features (2: ~4x slower here)")
-    channels: int = opt(32, "channels per irrep order of node features")
-    num_basis: int = opt(8, "number of Bessel radial basis functions")
-    trainable_basis: bool = opt(False, "learn the Bessel frequencies")
-    envelope_p: int = opt(6, "exponent of the polynomial cutoff envelope")
-    embed_dim: int = opt(16, "size of the species embedding (chemical path)")
-    radial_hidden: int = opt(64, "hidden width of the radial MLP giving tensor-product weights")
-    chem_hidden: int = opt(32, "width of the chemical path and attention MLP")
-    att_channels: int = opt(8, "query/key channels per irrep order in the attention")
-    logit_cap: float = opt(5.0, "soft cap of attention logits (keeps exp finite)")
-    readout_hidden: int = opt(32, "hidden width of the per-atom energy readout")
-    density_l_max: int = opt(3, "highest l of the angular density invariants (three-body angle features) added after layer 1; -1: none")
-    density_channels: int = opt(8, "radial channels of the angular density")
-    repulsion: str = opt("zbl", "'zbl': add the ZBL nuclear repulsion below 0.9 x each pair's shortest training distance (keeps MD from collapsing atoms) or 'none'")
+# Help text of each model option, in the order `mlanet-train --print-config` lists them. The options themselves (names,
+# types, defaults) are ModelConfig's fields (model/mlanet.py): ModelOptions below is derived from it.
+MODEL_HELP: Dict[str, str] = {
+    "cutoff": f"radial cutoff r_cut in Å (0.5 < r_cut <= {MAX_CUTOFF})",
+    "num_layers": "interaction (dual-path attention) layers; receptive field = num_layers x cutoff",
+    "l_max": "highest spherical-harmonic order of edge and node features (2: ~4x slower here)",
+    "channels": "channels per irrep order of node features",
+    "num_basis": "number of Bessel radial basis functions",
+    "trainable_basis": "learn the Bessel frequencies",
+    "envelope_p": "exponent of the polynomial cutoff envelope",
+    "embed_dim": "size of the species embedding (chemical path)",
+    "radial_hidden": "hidden width of the radial MLP giving tensor-product weights",
+    "chem_hidden": "width of the chemical path and attention MLP",
+    "att_channels": "query/key channels per irrep order in the attention",
+    "logit_cap": "soft cap of attention logits (keeps exp finite)",
+    "readout_hidden": "hidden width of the per-atom energy readout",
+    "density_l_max": "highest l of the angular density invariants (three-body angle features) added after layer 1; "
+                     "-1: none",
+    "density_channels": "radial channels of the angular density",
+    "repulsion": "'zbl': add the ZBL nuclear repulsion below 0.9 x each pair's shortest training distance (keeps MD "
+                 "from collapsing atoms) or 'none'",
+}
+# ModelConfig fields that training derives from the data (train/loop.py prepare_data), so they are not options
+NOT_OPTIONS: Dict[str, str] = {
+    "atomic_numbers": "the elements of the training frames",
+    "avg_num_neighbors": "mean neighbours per atom in the training frames",
+    "reference_energies": "least-squares per-element energies of the training frames",
+    "energy_scale": "RMS force component of the training frames",
+    "repulsion_radii": "ZBL switch radii from the shortest training distance of each element pair",
+}
+
+
+def _model_options() -> type:
+    """The dataclass of the model section: one field per MODEL_HELP entry, with ModelConfig's type and default."""
+    known = {f.name: f for f in fields(ModelConfig)}
+    unknown = sorted(set(MODEL_HELP) - set(known))
+    if unknown:
+        raise RuntimeError(f"train/config.py MODEL_HELP names {unknown}, which ModelConfig does not have")
+    specs = []
+    for name, doc in MODEL_HELP.items():
+        f = known[name]
+        if f.default is MISSING or isinstance(f.default, (list, dict)):
+            raise RuntimeError(f"ModelConfig.{name} needs a plain default to be a model option")
+        specs.append((name, f.type, opt(f.default, doc)))
+
+    def to_model_config(self, atomic_numbers: List[int], **from_data: Any) -> ModelConfig:
+        """The ModelConfig of these options for `atomic_numbers`, plus the data-derived fields in `from_data`."""
+        return ModelConfig(atomic_numbers=list(atomic_numbers), **asdict(self), **from_data)
+
+    cls = make_dataclass("ModelOptions", specs, namespace={"to_model_config": to_model_config})
+    cls.__module__ = __name__
+    cls.__doc__ = "The `model` section: the hyperparameters of ModelConfig that the user sets (see MODEL_HELP)."
+    return cls
+
+
+ModelOptions = _model_options()
 
 
 @dataclass

@@ -79,12 +79,8 @@ def prepare_data(cfg: Config) -> PreparedData:
     m = cfg.model
     train = [frame_to_graph(f, m.cutoff, atomic_numbers) for f in train_frames]
     valid = [frame_to_graph(f, m.cutoff, atomic_numbers) for f in valid_frames]
-    model_config = ModelConfig(
-        atomic_numbers=atomic_numbers, cutoff=m.cutoff, num_basis=m.num_basis, trainable_basis=m.trainable_basis,
-        envelope_p=m.envelope_p, l_max=m.l_max, channels=m.channels, num_layers=m.num_layers, embed_dim=m.embed_dim,
-        radial_hidden=m.radial_hidden, chem_hidden=m.chem_hidden, att_channels=m.att_channels, logit_cap=m.logit_cap,
-        readout_hidden=m.readout_hidden, density_l_max=m.density_l_max, density_channels=m.density_channels,
-        repulsion=m.repulsion,
+    model_config = m.to_model_config(
+        atomic_numbers,
         repulsion_radii=switch_radii(atomic_numbers, m.cutoff, shortest_pair_distances(train, len(atomic_numbers))),
         avg_num_neighbors=average_neighbors([g.edge_index.shape[1] for g in train], [int(g.num_atoms) for g in train]),
         reference_energies=reference_energies(train_frames, atomic_numbers), energy_scale=force_rms(train_frames))

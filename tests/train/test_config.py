@@ -1,11 +1,15 @@
-"""The mlanet-train configuration (mlanet_lammps/train/config.py): one-line errors for bad values and keys."""
+"""The mlanet-train configuration (mlanet_lammps/train/config.py): one-line errors for bad values and keys, and the
+model options derived from ModelConfig (one source of truth for the hyperparameters and their defaults)."""
+
+from dataclasses import MISSING, fields
 
 import pytest
 import yaml
 
 from mlanet_lammps.cli.train import main as train_main
 from mlanet_lammps.errors import MLANetInputError
-from mlanet_lammps.train.config import load_config
+from mlanet_lammps.model.mlanet import ModelConfig
+from mlanet_lammps.train.config import MODEL_HELP, NOT_OPTIONS, ModelOptions, load_config
 from tests.conftest import WATER
 
 
@@ -37,3 +41,19 @@ def test_config_errors(tmp_path, change, message):
     assert message in str(err.value) and "\n" not in str(err.value)
     assert train_main([str(path)]) == 2
 
+
+def test_model_options_are_the_model_config():
+    """Every ModelConfig field is a model option with a help text and ModelConfig's own default and type, or is
+    listed (with its reason) as set from the training data. A field added to ModelConfig without either fails here."""
+    model_fields = {f.name: f for f in fields(ModelConfig)}
+    options = {f.name: f for f in fields(ModelOptions)}
+    missing = set(model_fields) - set(options) - set(NOT_OPTIONS)
+    assert not missing, f"ModelConfig fields without a model option or help text in train/config.py: {sorted(missing)}"
+    assert not set(options) & set(NOT_OPTIONS)
+    assert set(options) <= set(model_fields) and set(NOT_OPTIONS) <= set(model_fields)
+    assert set(MODEL_HELP) == set(options)
+    for name, option in options.items():
+        assert option.metadata["doc"] == MODEL_HELP[name] and option.metadata["doc"].strip()
+        assert model_fields[name].default is not MISSING
+        assert option.default == model_fields[name].default and type(option.default) is type(model_fields[name].default)
+    assert ModelOptions().to_model_config([1, 8]) == ModelConfig(atomic_numbers=[1, 8])

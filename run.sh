@@ -9,8 +9,13 @@ cd "$(dirname "$(readlink -f "$0")")"
 VENV=${MLANET_VENV:-$PWD/.venv}
 PY=${PYTHON:-python3}
 JOBS=${JOBS:-$(nproc)}
-# keep glibc from unmapping the model's large per-step tensors (see mlanet_lammps/allocator.py): ~1.7x faster
-export GLIBC_TUNABLES=${GLIBC_TUNABLES-glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295}
+# keep glibc from unmapping the model's large per-step tensors: ~1.7x faster. The setting is TUNABLES in
+# mlanet_lammps/allocator.py, which prints it when run as a plain script (no venv needed); a set GLIBC_TUNABLES wins.
+if [[ -z ${GLIBC_TUNABLES+set} ]]; then
+    GLIBC_TUNABLES=$("$PY" mlanet_lammps/allocator.py) \
+        || { echo "error: '$PY mlanet_lammps/allocator.py' failed. Fix: set PYTHON=/path/to/python3.11" >&2; exit 2; }
+    export GLIBC_TUNABLES
+fi
 
 log() { printf '\n== %s\n' "$*"; }
 

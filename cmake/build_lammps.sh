@@ -400,7 +400,10 @@ EOF
 # It also keeps glibc from returning large freed blocks to the kernel (mmap and
 # trim thresholds): the model allocates tensors of hundreds of MB every step, and
 # re-faulting them made large systems ~2x slower (an existing GLIBC_TUNABLES wins).
+# The setting is TUNABLES in mlanet_lammps/allocator.py (printed when run as a script).
 write_lmp_wrapper() {
+  local tunables
+  tunables=$("$PY" "$SCRIPT_DIR/../mlanet_lammps/allocator.py") || die "cannot read the allocator setting from mlanet_lammps/allocator.py"
   if head -c4 "$VENV/bin/lmp" | grep -q 'ELF'; then
     mv -f "$VENV/bin/lmp" "$VENV/bin/lmp.bin"
   fi
@@ -410,7 +413,7 @@ write_lmp_wrapper() {
 # make the embedded Python interpreter use this virtual environment.
 VIRTUAL_ENV='$VENV'
 PATH="\$VIRTUAL_ENV/bin:\$PATH"
-GLIBC_TUNABLES="\${GLIBC_TUNABLES-glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295}"
+GLIBC_TUNABLES="\${GLIBC_TUNABLES-$tunables}"
 export VIRTUAL_ENV PATH GLIBC_TUNABLES
 exec "\$VIRTUAL_ENV/bin/lmp.bin" "\$@"
 EOF

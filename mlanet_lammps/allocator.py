@@ -4,6 +4,9 @@ The model allocates tensors of tens to hundreds of MB on every call. glibc serve
 to the kernel on free, so every call page-faults (and zeroes) them again: measured here, a 1,536-atom water
 energy + force call took 452 µs/atom by default and 267 µs/atom with the thresholds below. glibc reads
 GLIBC_TUNABLES only at process start, so command-line tools re-execute themselves once with it set.
+
+TUNABLES is the one copy of the setting: run.sh and the lmp wrapper that cmake/build_lammps.sh writes read it by
+running this file (`python3 mlanet_lammps/allocator.py` prints it; it needs no installed package).
 """
 
 import os
@@ -23,3 +26,7 @@ def reexec_with_tunables() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable] + sys.orig_argv[1:])
+
+
+if __name__ == "__main__":  # the shell scripts' source of the setting
+    print(TUNABLES)

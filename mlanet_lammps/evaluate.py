@@ -12,7 +12,7 @@ from .predict import predict
 from .metrics import ErrorAccumulator
 
 
-def evaluate_frames(model: MLANet, frames: Sequence[Frame], batch_size: int = 8, device: str = "cpu",
+def evaluate_frames(model: MLANet, frames: Sequence[Frame], batch_size: int = 8, device: str | torch.device = "cpu",
                     dtype: torch.dtype = torch.float64) -> Tuple[Dict[str, float], Dict[str, np.ndarray]]:
     """Metrics (meV/atom, meV/Å, meV/Å^3) and prediction/reference arrays of `model` on `frames`."""
     model = model.to(device=device, dtype=dtype).eval()

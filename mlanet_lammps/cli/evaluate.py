@@ -18,24 +18,24 @@ def main(argv=None) -> int:
     parser.add_argument("--forces-key", default="forces")
     parser.add_argument("--stress-key", default="stress")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (cuda when available)")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     args = parser.parse_args(argv)
 
     def run() -> int:
-        import torch
-
         from ..data.io import read_frames
+        from ..devices import parse_dtype, resolve_device
         from ..evaluate import evaluate_frames
         from ..fileio import atomic_write_bytes
         from ..checkpoint import load_model
         from ..metrics import format_table, parity_plot
 
-        dtype = torch.float64 if args.dtype == "float64" else torch.float32
-        model = load_model(args.checkpoint, dtype=dtype, device=args.device)
+        dtype = parse_dtype(args.dtype, "--dtype")
+        device = resolve_device(args.device, where="--device")
+        model = load_model(args.checkpoint, dtype=dtype, device=device)
         frames = read_frames(args.data, args.energy_key, args.forces_key, args.stress_key, need_energy=False,
                              need_forces=False, allowed_numbers=model.atomic_numbers.tolist())
-        metrics, arrays = evaluate_frames(model, frames, args.batch_size, args.device, dtype)
+        metrics, arrays = evaluate_frames(model, frames, args.batch_size, device, dtype)
         print(format_table(metrics))
         if args.json:
             atomic_write_bytes(args.json, (json.dumps({"checkpoint": str(args.checkpoint), "data": str(args.data),

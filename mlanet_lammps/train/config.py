@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
+from ..devices import DEVICE_NAMES, DTYPES, is_device_name
 from ..errors import MLANetInputError
 from ..model.mlanet import ModelConfig
 
@@ -188,7 +189,8 @@ def validate(cfg: Config, source: str) -> Config:
         (t.lr_schedule in ("plateau", "cosine", "constant"), f"training.lr_schedule = {t.lr_schedule!r} unknown",
          "use plateau, cosine or constant"),
         (t.loss in ("mse", "huber", "l1"), f"training.loss = {t.loss!r} unknown", "use mse, huber or l1"),
-        (t.dtype in ("float32", "float64"), f"training.dtype = {t.dtype!r} unknown", "use float32 or float64"),
+        (t.dtype in DTYPES, f"training.dtype = {t.dtype!r} unknown", f"use {' or '.join(DTYPES)}"),
+        (is_device_name(t.device), f"training.device = {t.device!r} unknown", f"use {DEVICE_NAMES}"),
         (t.batch_size >= 1 and t.max_epochs >= 1, "training.batch_size and max_epochs must be >= 1", "fix the values"),
         (min(t.energy_weight, t.forces_weight, t.stress_weight) >= 0
          and t.energy_weight + t.forces_weight + t.stress_weight > 0,

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from ..data.batch import GraphBatch, collate, frame_to_graph
 from ..data.io import Frame, read_frames, write_frames
+from ..devices import parse_dtype, resolve_device
 from ..errors import MLANetInputError
 from ..model.mlanet import MLANet, ModelConfig
 from ..model.repulsion import switch_radii
@@ -31,14 +32,6 @@ from .statistics import average_neighbors, force_rms, reference_energies, shorte
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or inf; the last good checkpoint is kept."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise MLANetInputError("training.device", f"'{name}' requested but CUDA is not available", "use device: cpu or auto")
-    return torch.device(name)
 
 
 def file_sha256(paths: Sequence[Optional[str]]) -> str:
@@ -131,8 +124,8 @@ class Trainer:
     def __init__(self, cfg: Config, data: PreparedData, log: Callable[[str], None] = print):
         self.cfg, self.data, self.log = cfg, data, log
         t = cfg.training
-        self.dtype = torch.float64 if t.dtype == "float64" else torch.float32
-        self.device = resolve_device(t.device)
+        self.dtype = parse_dtype(t.dtype, "training.dtype")
+        self.device = resolve_device(t.device, where="training.device")
         self.out = Path(t.output_dir)
         self.max_time = parse_duration(t.max_time)
         torch.manual_seed(t.seed)

@@ -28,6 +28,7 @@ def config(tmp_path) -> dict:
     ({"model": {"density_l_max": -2}}, "model.density_l_max = -2"),
     ({"training": {"max_time": "ten minutes"}}, "cannot read duration"),
     ({"training": {"dtype": "float16"}}, "training.dtype = 'float16' unknown"),
+    ({"training": {"device": "gpu"}}, "training.device = 'gpu' unknown"),
     ({"extra": {}}, "unknown section(s) extra"),
 ])
 def test_config_errors(tmp_path, change, message):

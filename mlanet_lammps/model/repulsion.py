@@ -9,9 +9,9 @@ Ions in Solids*, 1985) supplies the physical wall; the network learns the rest o
 
 It is multiplied by the polynomial cutoff f(r / r_sw) of `radial.polynomial_cutoff` (p = 6), so V f and its first
 two derivatives vanish at the switch radius r_sw. `switch_radii` picks r_sw per species pair from the training data:
-0.9 x the shortest distance of that pair in them (at most twice the sum of the two covalent radii, ASE's table), so
-the prior is exactly zero on every training structure, where the network has data, and is a wall further in, where
-it has none. The 10% margin keeps it off structures like the training ones whose closest pair happens to be a
+0.9 x the shortest distance of that pair in them (at most twice the sum of the two covalent radii, ASE's table,
+copied to model/elements.py), so the prior is exactly zero on every training structure, where the network has data,
+and is a wall further in, where it has none. The 10% margin keeps it off structures like the training ones whose closest pair happens to be a
 little closer (on formate/Cu validation frames an H-Cu pair 0.04 Å inside the training minimum drew 0.27 eV/Å from
 a switch at the minimum itself). Pairs the data never bring within the cutoff get the covalent-radii sum.
 
@@ -25,9 +25,9 @@ terms of the neighbourhood (exact under LAMMPS domain decomposition).
 from typing import List, Optional
 
 import torch
-from ase.data import covalent_radii
 from torch import nn
 
+from .elements import COVALENT_RADII
 from .radial import polynomial_cutoff
 from .scatter import scatter_sum
 
@@ -47,7 +47,7 @@ def switch_radii(atomic_numbers: List[int], cutoff: float,
     shortest: [S][S] shortest distance of each species pair in the training data (inf where a pair never comes within
     the cutoff). r_sw = min(0.9 x shortest, 2 x covalent-radii sum) for pairs in the data, the covalent-radii sum
     otherwise (and for every pair without `shortest`)."""
-    radii = [float(covalent_radii[z]) for z in atomic_numbers]
+    radii = [COVALENT_RADII[z] for z in atomic_numbers]
     out = [[ri + rj for rj in radii] for ri in radii]
     if shortest is not None:
         out = [[min(SHORTEST_MARGIN * s, MAX_SWITCH_FACTOR * r) if s != float("inf") else r for r, s in zip(row, srow)]

@@ -1,5 +1,5 @@
 """Physical symmetries and smoothness of MLANet in float64: rotations, translations, permutations, finite
-differences of forces and stress, supercell extensivity and continuity at the cutoff."""
+differences of forces and stress, supercell extensivity, locality and continuity at the cutoff."""
 
 import ase
 import numpy as np
@@ -112,10 +112,43 @@ def test_supercell_extensivity(calc, structures, name, reps):
     np.testing.assert_allclose(big["energies"], np.tile(ref["energies"], n), atol=1e-10)
 
 
-def test_per_atom_energies_sum_to_total(calc, structures):
-    for atoms in structures.values():
-        out = evaluate(calc, atoms)
-        assert out["energies"].sum() == pytest.approx(out["energy"], rel=1e-13)
+def test_energies_are_local(water_atoms):
+    """Moving one atom changes E_i exactly only within the receptive field: atoms more than num_layers edges
+    (of length < r_cut) away from it, and so every atom farther than num_layers x r_cut, keep E_i to 1e-12 eV, while
+    its neighbours and some atoms exactly num_layers edges away do change (non-periodic 192-atom water cluster)."""
+    from mlanet_lammps.data.batch import frame_to_graph
+    from mlanet_lammps.data.io import Frame
+    from mlanet_lammps.predict import predict
+
+    model = make_model(SPECIES)
+    atoms = water_atoms.copy()
+    atoms.pbc = False
+    moved_atom = int(np.argmin(atoms.positions.sum(axis=1)))  # a corner atom: many atoms out of its reach
+
+    def graph_and_energies(a):
+        g = frame_to_graph(Frame.from_atoms(a), model.cutoff, SPECIES)
+        return g, predict(model, g).atom_energy.detach().numpy()
+
+    g0, e0 = graph_and_energies(atoms)
+    moved = atoms.copy()
+    moved.positions[moved_atom] += [0.06, -0.08, 0.05]
+    g1, e1 = graph_and_energies(moved)
+    # hop distance from the moved atom in the union of both cutoff graphs
+    edges = torch.cat([g0.edge_index, g1.edge_index], dim=1).numpy()
+    hop = np.full(len(atoms), np.inf)
+    hop[moved_atom] = 0
+    for k in range(1, model.num_layers + 2):
+        reached = edges[1][np.isin(edges[0], np.flatnonzero(hop == k - 1))]
+        hop[reached] = np.minimum(hop[reached], k)
+    change = np.abs(e1 - e0)
+    outside = hop > model.num_layers
+    dist = np.minimum(np.linalg.norm(atoms.positions - atoms.positions[moved_atom], axis=1),
+                      np.linalg.norm(moved.positions - moved.positions[moved_atom], axis=1))
+    far = dist > model.num_layers * model.cutoff
+    assert far.sum() >= 20 and np.all(outside[far])
+    assert change[outside].max() <= 1e-12
+    assert change[hop == 1].min() > 1e-8
+    assert change[hop == model.num_layers].max() > 1e-10
 
 
 def test_energy_and_forces_continuous_across_cutoff(calc):

@@ -3,6 +3,7 @@
 #   bash run.sh            set everything up (venv, dependencies, LAMMPS build) and run the demo job
 #   bash run.sh test       set up (fast when done) and run the test suite
 #   bash run.sh setup      only set up
+#   bash run.sh lint       set up Python only and run the linter (ruff check ., configured in pyproject.toml)
 # Idempotent: a second run reuses the venv, the installed package and the cached LAMMPS build.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
@@ -81,6 +82,7 @@ cmd=${1:-demo}
 case $cmd in
     setup) setup_python; setup_lammps ;;
     test) setup_python; setup_lammps; shift; "$VENV/bin/python" -m pytest -q "$@" tests ;;
+    lint) setup_python; "$VENV/bin/ruff" check . ;;
     demo) setup_python; setup_lammps; demo ;;
-    *) echo "usage: bash run.sh [setup|test|demo]" >&2; exit 2 ;;
+    *) echo "usage: bash run.sh [setup|test|lint|demo]" >&2; exit 2 ;;
 esac

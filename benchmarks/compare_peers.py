@@ -247,7 +247,8 @@ def main(argv=None) -> int:
                                             str(structures[size]), "--out", str(out), "--repeats", str(repeats),
                                             "--warmup", str(warmup)] + common, work / "water" / model / "log.txt")
                 results[model]["speed"][size] = json.loads(out.read_text())
-                log(f"speed: {model} {size} atoms: {results[model]['speed'][size]['us_per_atom_step']:.0f} µs/atom/step")
+                us = results[model]["speed"][size]["us_per_atom_step"]
+                log(f"speed: {model} {size} atoms: {us:.0f} µs/atom/step")
     meta = {"date": time.strftime("%Y-%m-%d"), "command": "python benchmarks/compare_peers.py " + " ".join(
         argv if argv is not None else sys.argv[1:]), "threads": args.threads, "tasks": args.tasks,
             "budget_scale": args.budget_scale,

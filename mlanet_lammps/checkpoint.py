@@ -22,7 +22,8 @@ FORMAT = "mlanet_lammps.checkpoint"
 # 2: the last layer outputs scalars only (weights of version 1 do not fit); 3: model_config.repulsion;
 # 4: model_config.density_l_max / density_channels (angular density block)
 VERSION = 4
-READABLE = (2, 3, 4)  # older files load as what they were: version 2 without the repulsion prior, 2 and 3 without density
+# older files load as what they were: version 2 without the repulsion prior, 2 and 3 without density
+READABLE = (2, 3, 4)
 
 
 def save_checkpoint(path: str | Path, model_config: ModelConfig, model_state: Dict[str, torch.Tensor],
@@ -60,7 +61,8 @@ def load_checkpoint(path: str | Path) -> Dict[str, Any]:
     clear error."""
     path = Path(path)
     if not path.is_file():
-        raise MLANetInputError(str(path), "checkpoint not found", "check the path (training writes best.ckpt and last.ckpt)")
+        raise MLANetInputError(str(path), "checkpoint not found",
+                               "check the path (training writes best.ckpt and last.ckpt)")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -95,7 +97,8 @@ def model_from_payload(payload: Dict[str, Any], source: str = "checkpoint") -> M
         model.load_state_dict(payload["model_state"])
     except (TypeError, KeyError, RuntimeError) as err:
         raise MLANetInputError(source, f"checkpoint does not match the model ({type(err).__name__}: "
-                               f"{str(err).splitlines()[0][:200]})", "retrain or use the matching mlanet_lammps version") from None
+                               f"{str(err).splitlines()[0][:200]})",
+                               "retrain or use the matching mlanet_lammps version") from None
     return model
 
 

@@ -7,9 +7,9 @@ import torch
 
 from .data.batch import collate, frame_to_graph
 from .data.io import Frame
+from .metrics import ErrorAccumulator
 from .model.mlanet import MLANet
 from .predict import predict
-from .metrics import ErrorAccumulator
 
 
 def evaluate_frames(model: MLANet, frames: Sequence[Frame], batch_size: int = 8, device: str | torch.device = "cpu",

@@ -74,7 +74,8 @@ def parity_plot(arrays: Dict[str, np.ndarray], path: str | Path, title: str = ""
 
     path = Path(path)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
-    for ax, key, label in ((axes[0], "e", "energy - mean DFT energy (eV/atom)"), (axes[1], "f", "force component (eV/Å)")):
+    panels = ((axes[0], "e", "energy - mean DFT energy (eV/atom)"), (axes[1], "f", "force component (eV/Å)"))
+    for ax, key, label in panels:
         ref, pred = arrays[f"{key}_ref"], arrays[f"{key}_pred"]
         if ref.size and key == "e":  # absolute energies are ~1e2 eV/atom: show them relative to the reference mean
             ref, pred = ref - ref.mean(), pred - ref.mean()

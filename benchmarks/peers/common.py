@@ -41,7 +41,8 @@ def peak_rss_mb() -> float:
 
 
 def predict_frames(calc, data: str, out: str) -> None:
-    """Energies [n_frames] (eV) and forces [sum n_atoms, 3] (eV/Å) of every frame in ``data``, saved to ``out`` (npz)."""
+    """Energies [n_frames] (eV) and forces [sum n_atoms, 3] (eV/Å) of every frame in ``data``, saved to ``out``
+    (npz)."""
     from ase.io import read
 
     energies, forces = [], []

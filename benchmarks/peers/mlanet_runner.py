@@ -3,7 +3,8 @@
 train: `mlanet-train` on a generated YAML with the package's default model (ModelOptions defaults: 2 layers,
 l_max 1, 32 channels, 8 Bessel functions, angular density l <= 3, ZBL prior) and the budgeted recipe: AdamW
 lr 0.01, cosine schedule ending at min_lr 1e-4 when the wall-clock budget runs out (training.max_time), batch 4,
-energy weight 1, force weight 10, EMA 0.99, float32. The deployable model is best.ckpt (lowest validation loss, EMA weights).
+energy weight 1, force weight 10, EMA 0.99, float32. The deployable model is best.ckpt (lowest validation loss, EMA
+weights).
 speed: MLANetCalculator in float32 with compile=True (torch.compile, as for MD; the compilation falls in the warm-up
 steps); predict: the same in TorchScript (script=True), which needs no compilation per structure.
 """

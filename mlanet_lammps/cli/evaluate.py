@@ -23,11 +23,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     def run() -> int:
+        from ..checkpoint import load_model
         from ..data.io import read_frames
         from ..devices import parse_dtype, resolve_device
         from ..evaluate import evaluate_frames
         from ..fileio import atomic_write_bytes
-        from ..checkpoint import load_model
         from ..metrics import format_table, parity_plot
 
         dtype = parse_dtype(args.dtype, "--dtype")
@@ -38,9 +38,9 @@ def main(argv=None) -> int:
         metrics, arrays = evaluate_frames(model, frames, args.batch_size, device, dtype)
         print(format_table(metrics))
         if args.json:
-            atomic_write_bytes(args.json, (json.dumps({"checkpoint": str(args.checkpoint), "data": str(args.data),
-                                                       "units": {"energy": "meV/atom", "forces": "meV/Å",
-                                                                 "stress": "meV/Å^3"}, **metrics}, indent=2) + "\n").encode())
+            report = {"checkpoint": str(args.checkpoint), "data": str(args.data),
+                      "units": {"energy": "meV/atom", "forces": "meV/Å", "stress": "meV/Å^3"}, **metrics}
+            atomic_write_bytes(args.json, (json.dumps(report, indent=2) + "\n").encode())
         if args.plot:
             print(f"parity plot: {parity_plot(arrays, args.plot, title=Path(args.data).name)}")
         return 0

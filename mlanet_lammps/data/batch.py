@@ -51,7 +51,8 @@ def species_index(numbers: np.ndarray, atomic_numbers: Sequence[int], where: str
     except KeyError as err:
         from ase.data import chemical_symbols
         known = " ".join(chemical_symbols[z] for z in atomic_numbers)
-        raise MLANetInputError(where, f"element {chemical_symbols[int(err.args[0])]} unknown to the model (it knows {known})",
+        symbol = chemical_symbols[int(err.args[0])]
+        raise MLANetInputError(where, f"element {symbol} unknown to the model (it knows {known})",
                                "use only the model's elements, or retrain including this element") from None
 
 
@@ -71,7 +72,8 @@ def frame_to_graph(frame: Frame, cutoff: float, atomic_numbers: Sequence[int], m
         num_atoms=torch.tensor([n]),
         volume=torch.tensor([volume], dtype=torch.float64),
         energy=torch.tensor([nan if frame.energy is None else frame.energy], dtype=torch.float64),
-        forces=torch.from_numpy(frame.forces) if frame.forces is not None else torch.full((n, 3), nan, dtype=torch.float64),
+        forces=(torch.from_numpy(frame.forces) if frame.forces is not None
+                else torch.full((n, 3), nan, dtype=torch.float64)),
         stress=(torch.from_numpy(frame.stress) if frame.stress is not None
                 else torch.full((3, 3), nan, dtype=torch.float64)).unsqueeze(0),
     )

@@ -92,7 +92,8 @@ def check_geometry(frame: Frame, min_distance: float = MIN_DISTANCE) -> None:
     if frame.pbc.any() and not np.isfinite(frame.cell).all():
         raise MLANetInputError(where, "cell contains NaN or inf", "remove or repair this frame")
     if frame.pbc.any() and np.linalg.norm(frame.cell[frame.pbc], axis=1).min() < 1e-6:
-        raise MLANetInputError(where, "a periodic direction has a zero-length cell vector", "set a proper Lattice= or mark that direction non-periodic in pbc=")
+        raise MLANetInputError(where, "a periodic direction has a zero-length cell vector",
+                               "set a proper Lattice= or mark that direction non-periodic in pbc=")
     if frame.num_atoms < 2:
         return
     cell = frame.cell if frame.pbc.any() else np.zeros((3, 3))
@@ -134,7 +135,8 @@ def read_frames(path: str | Path, energy_key: str = "energy", forces_key: str = 
     except Exception as err:  # ASE raises many types for malformed/truncated input
         msg = " ".join(str(err).split()) or type(err).__name__
         raise MLANetInputError(f"{path}:frame {len(frames)}", f"cannot parse as extended XYZ ({msg})",
-                               "the file is malformed or truncated: regenerate it or cut it before this frame") from None
+                               "the file is malformed or truncated: regenerate it or cut it before this frame"
+                               ) from None
     if not frames:
         raise MLANetInputError(str(path), "no frames in file", "point to a non-empty extended XYZ file")
     return frames
@@ -167,7 +169,8 @@ def _validate(atoms: ase.Atoms, where: str, energy_key: str, forces_key: str, st
         forces = None if forces is None else np.asarray(forces, dtype=np.float64).reshape(len(atoms), 3)
         stress = None if stress is None else _as_stress(stress)
     except (TypeError, ValueError) as err:
-        raise MLANetInputError(where, f"label has the wrong shape or type ({err})", "fix the labels of this frame") from None
+        raise MLANetInputError(where, f"label has the wrong shape or type ({err})",
+                               "fix the labels of this frame") from None
     for name, value in (("energy", energy), ("forces", forces), ("stress", stress)):
         if value is not None and not np.isfinite(value).all():
             raise MLANetInputError(where, f"{name} value(s) NaN or inf", "remove or repair this frame")

@@ -53,7 +53,8 @@ class DirectionalProjection(torch.nn.Module):
         super().__init__()
         sh_start = {l: start for start, _, l in irreps_blocks(o3.Irreps(sh_irreps))}
         self.blocks = [
-            (start, mul, l, sh_start[l]) for start, mul, l in irreps_blocks(o3.Irreps(irreps)) if l >= 1 and l in sh_start
+            (start, mul, l, sh_start[l]) for start, mul, l in irreps_blocks(o3.Irreps(irreps))
+            if l >= 1 and l in sh_start
         ]
         self.num_out = sum(mul for _, mul, _, _ in self.blocks)
 

@@ -11,9 +11,10 @@ It is multiplied by the polynomial cutoff f(r / r_sw) of `radial.polynomial_cuto
 two derivatives vanish at the switch radius r_sw. `switch_radii` picks r_sw per species pair from the training data:
 0.9 x the shortest distance of that pair in them (at most twice the sum of the two covalent radii, ASE's table,
 copied to model/elements.py), so the prior is exactly zero on every training structure, where the network has data,
-and is a wall further in, where it has none. The 10% margin keeps it off structures like the training ones whose closest pair happens to be a
-little closer (on formate/Cu validation frames an H-Cu pair 0.04 Å inside the training minimum drew 0.27 eV/Å from
-a switch at the minimum itself). Pairs the data never bring within the cutoff get the covalent-radii sum.
+and is a wall further in, where it has none. The 10% margin keeps it off structures like the training ones whose
+closest pair happens to be a little closer (on formate/Cu validation frames an H-Cu pair 0.04 Å inside the training
+minimum drew 0.27 eV/Å from a switch at the minimum itself). Pairs the data never bring within the cutoff get the
+covalent-radii sum.
 
 Why not the covalent sum for every pair: on the formate/Cu training frames the prior's forces then had an RMS of
 1.9 eV/Å for the network to cancel (its force RMSE rose from 215 to 268 meV/Å), and in water, whose frames hold no

@@ -16,7 +16,8 @@ class AtomicEnergyScale(nn.Module):
 
     def __init__(self, reference_energies: Sequence[float], scale: float):
         super().__init__()
-        self.register_buffer("reference_energies", torch.tensor(list(reference_energies), dtype=torch.get_default_dtype()))
+        self.register_buffer("reference_energies",
+                             torch.tensor(list(reference_energies), dtype=torch.get_default_dtype()))
         self.register_buffer("scale", torch.tensor(float(scale), dtype=torch.get_default_dtype()))
 
     def forward(self, e: torch.Tensor, species: torch.Tensor) -> torch.Tensor:

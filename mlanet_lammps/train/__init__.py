@@ -1,1 +1,2 @@
-"""Training: YAML configuration, the training loop and training-set statistics (checkpoints: mlanet_lammps.checkpoint; error metrics: mlanet_lammps.metrics)."""
+"""Training: YAML configuration, the training loop and training-set statistics (checkpoints are in
+mlanet_lammps.checkpoint, error metrics in mlanet_lammps.metrics)."""

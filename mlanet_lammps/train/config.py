@@ -96,7 +96,8 @@ class TrainingConfig:
     max_time: Optional[str] = opt(None, "wall-clock budget, e.g. 3600, '45m', '2h' (null: none); checked every step")
     lr: float = opt(5e-3, "AdamW learning rate")
     weight_decay: float = opt(0.0, "AdamW weight decay")
-    lr_schedule: str = opt("plateau", "'plateau' (reduce on validation plateau), 'cosine' (to min_lr at max_epochs or max_time, whichever is first) or 'constant'")
+    lr_schedule: str = opt("plateau", "'plateau' (reduce on validation plateau), 'cosine' (to min_lr at max_epochs or "
+                           "max_time, whichever is first) or 'constant'")
     lr_factor: float = opt(0.5, "plateau: factor applied to the learning rate")
     lr_patience: int = opt(5, "plateau: epochs without improvement before reducing")
     min_lr: float = opt(1e-5, "lowest learning rate")
@@ -178,9 +179,11 @@ def validate(cfg: Config, source: str) -> Config:
     checks = [
         (0.5 < m.cutoff <= MAX_CUTOFF, f"model.cutoff = {m.cutoff} Å is outside (0.5, {MAX_CUTOFF}]",
          "use a cutoff between 3 and 6 Å for most systems"),
-        (m.num_layers >= 1 and m.l_max >= 0 and m.channels >= 1, "model.num_layers, l_max and channels must be positive",
+        (m.num_layers >= 1 and m.l_max >= 0 and m.channels >= 1,
+         "model.num_layers, l_max and channels must be positive",
          "e.g. num_layers: 2, l_max: 2, channels: 32"),
-        (0.0 < d.valid_fraction < 1.0 or d.valid_file is not None, f"data.valid_fraction = {d.valid_fraction} not in (0, 1)",
+        (0.0 < d.valid_fraction < 1.0 or d.valid_file is not None,
+         f"data.valid_fraction = {d.valid_fraction} not in (0, 1)",
          "e.g. valid_fraction: 0.1"),
         (m.density_l_max >= -1 and m.density_channels >= 1,
          f"model.density_l_max = {m.density_l_max}, density_channels = {m.density_channels} out of range",
@@ -209,7 +212,8 @@ def config_from_dict(raw: Dict[str, Any], source: str = "config") -> Config:
         raise MLANetInputError(source, "configuration must be a YAML mapping", "see mlanet-train --print-config")
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
-        raise MLANetInputError(source, f"unknown section(s) {', '.join(unknown)}", "valid sections: data, model, training")
+        raise MLANetInputError(source, f"unknown section(s) {', '.join(unknown)}",
+                               "valid sections: data, model, training")
     if "data" not in raw:
         raise MLANetInputError(source, "missing section 'data'", "add data: {train_file: path/to/train.extxyz}")
     parts = {name: _build(cls, raw.get(name) or {}, name, source) for name, cls in SECTIONS.items()}

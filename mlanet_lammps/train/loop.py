@@ -16,17 +16,17 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
+from ..checkpoint import load_checkpoint, save_checkpoint
 from ..data.batch import GraphBatch, collate, frame_to_graph
 from ..data.io import Frame, read_frames, write_frames
 from ..devices import parse_dtype, resolve_device
 from ..errors import MLANetInputError
+from ..fileio import atomic_write_bytes
+from ..metrics import ErrorAccumulator
 from ..model.mlanet import MLANet, ModelConfig
 from ..model.repulsion import switch_radii
 from ..predict import Prediction, predict
-from ..fileio import atomic_write_bytes
-from ..checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, parse_duration
-from ..metrics import ErrorAccumulator
 from .statistics import average_neighbors, force_rms, reference_energies, shortest_pair_distances, split_indices
 
 
@@ -67,7 +67,8 @@ def prepare_data(cfg: Config) -> PreparedData:
     atomic_numbers = sorted({int(z) for f in train_frames for z in f.numbers})
     unseen = sorted({int(z) for f in valid_frames for z in f.numbers} - set(atomic_numbers))
     if unseen:
-        raise MLANetInputError(d.valid_file or d.train_file, f"validation frames contain elements {unseen} absent from training",
+        raise MLANetInputError(d.valid_file or d.train_file,
+                               f"validation frames contain elements {unseen} absent from training",
                                "include every element in the training set")
     m = cfg.model
     train = [frame_to_graph(f, m.cutoff, atomic_numbers) for f in train_frames]
@@ -185,7 +186,8 @@ class Trainer:
             raise MLANetInputError(str(path), "model settings or training data differ from the run being resumed",
                                    "resume with the same config and data, or start a new output_dir")
         if state["dtype"] != self.cfg.training.dtype:
-            raise MLANetInputError(str(path), f"checkpoint was trained in {state['dtype']}", "resume with the same training.dtype")
+            raise MLANetInputError(str(path), f"checkpoint was trained in {state['dtype']}",
+                                   "resume with the same training.dtype")
         self.model.load_state_dict(state["model"])
         if self.ema is not None and state["ema"] is not None:
             self.ema.load_state_dict(state["ema"])
@@ -196,7 +198,8 @@ class Trainer:
 
     def save(self, name: str, with_train_state: bool, metrics: Dict[str, float]) -> Path:
         path = self.out / name
-        extra = {"metrics": metrics, "epoch": self.epoch, "config": self.cfg.to_dict(), "data_sha256": self.data.data_hash}
+        extra = {"metrics": metrics, "epoch": self.epoch, "config": self.cfg.to_dict(),
+                 "data_sha256": self.data.data_hash}
         if with_train_state:
             extra["train_state"] = self.train_state()
         save_checkpoint(path, self.data.model_config, self.eval_state(), **extra)
@@ -244,8 +247,9 @@ class Trainer:
             loss = self.weighted(loss_terms(pred, batch, t.loss, t.huber_delta))
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
-                    f"non-finite loss ({float(loss.detach())}) at epoch {self.epoch + 1}, step {step + 1}; the last good checkpoint "
-                    f"is kept in {self.out / 'last.ckpt'}. Fix: lower training.lr, enable grad_clip, or check the data")
+                    f"non-finite loss ({float(loss.detach())}) at epoch {self.epoch + 1}, step {step + 1}; the last "
+                    f"good checkpoint is kept in {self.out / 'last.ckpt'}. Fix: lower training.lr, enable grad_clip, "
+                    "or check the data")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if t.grad_clip > 0:
@@ -310,11 +314,12 @@ class Trainer:
         finally:
             bar.close()
         best = self.history[self.best_epoch - 1] if self.best_epoch > 0 else {}
-        self.log(f"stopped ({stop_reason}) after {self.epoch} epochs, {self.elapsed:.1f} s; best epoch {self.best_epoch}: "
+        self.log(f"stopped ({stop_reason}) after {self.epoch} epochs, {self.elapsed:.1f} s; "
+                 f"best epoch {self.best_epoch}: "
                  f"val energy RMSE {best.get('val_energy_rmse', float('nan')):.3f} meV/atom, "
                  f"force RMSE {best.get('val_forces_rmse', float('nan')):.2f} meV/Å -> {self.out / 'best.ckpt'}")
-        return {"stop_reason": stop_reason, "epochs": self.epoch, "elapsed_s": self.elapsed, "best_epoch": self.best_epoch,
-                **{k: v for k, v in best.items() if k.startswith("val_")}}
+        return {"stop_reason": stop_reason, "epochs": self.epoch, "elapsed_s": self.elapsed,
+                "best_epoch": self.best_epoch, **{k: v for k, v in best.items() if k.startswith("val_")}}
 
 
 def train(cfg: Config, resume: bool = False, log: Callable[[str], None] = print) -> Dict[str, float]:

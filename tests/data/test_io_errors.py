@@ -118,4 +118,5 @@ def test_neighbor_list_matches_ase_in_small_triclinic_and_slab_cells():
         ours = sorted(zip(ei[0], ei[1], *shifts.astype(int).T))
         theirs = sorted(zip(i, j, *s.T))
         assert ours == theirs
-        np.testing.assert_allclose(vec, atoms.positions[ei[1]] - atoms.positions[ei[0]] + shifts @ atoms.cell[:], atol=1e-12)
+        expected = atoms.positions[ei[1]] - atoms.positions[ei[0]] + shifts @ atoms.cell[:]
+        np.testing.assert_allclose(vec, expected, atol=1e-12)

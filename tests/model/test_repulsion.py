@@ -7,7 +7,6 @@ import math
 import ase
 import numpy as np
 import pytest
-import torch
 from ase.data import covalent_radii
 
 from mlanet_lammps.calculator import MLANetCalculator

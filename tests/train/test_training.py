@@ -9,13 +9,13 @@ import pytest
 import torch
 import yaml
 
+from mlanet_lammps.checkpoint import load_checkpoint, load_model, model_from_payload
 from mlanet_lammps.cli.evaluate import main as eval_main
 from mlanet_lammps.cli.train import main as train_main
 from mlanet_lammps.data.io import read_frames
 from mlanet_lammps.errors import MLANetInputError
 from mlanet_lammps.evaluate import evaluate_frames
 from mlanet_lammps.train import loop
-from mlanet_lammps.checkpoint import load_checkpoint, load_model, model_from_payload
 from mlanet_lammps.train.config import config_from_dict
 from mlanet_lammps.train.statistics import shortest_pair_distances
 from tests.conftest import WATER
@@ -70,7 +70,8 @@ def test_resume_equals_uninterrupted(tmp_path):
         torch.testing.assert_close(a["train_state"]["model"][key], b["train_state"]["model"][key], rtol=0, atol=1e-13)
     assert [r["val_loss"] for r in a["train_state"]["history"]] == pytest.approx(
         [r["val_loss"] for r in b["train_state"]["history"]], rel=1e-12)
-    assert (full / "run" / "metrics.csv").read_text().count("\n") == (part / "run" / "metrics.csv").read_text().count("\n")
+    rows = [(run / "run" / "metrics.csv").read_text().count("\n") for run in (full, part)]
+    assert rows[0] == rows[1]
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
@@ -116,7 +117,8 @@ def test_train_and_eval_cli(tmp_path, capsys):
 
 
 def test_cosine_schedule_follows_epochs_and_time_budget(tmp_path):
-    cfg = config_from_dict(config(tmp_path, lr_schedule="cosine", max_epochs=10, lr=0.01, min_lr=0.001, max_time="100s"))
+    cfg = config_from_dict(config(tmp_path, lr_schedule="cosine", max_epochs=10, lr=0.01, min_lr=0.001,
+                                  max_time="100s"))
     trainer = loop.Trainer(cfg, loop.prepare_data(cfg), log=lambda _: None)
     assert trainer.cosine_factor(0) == pytest.approx(1.0)
     assert trainer.cosine_factor(5) == pytest.approx((0.001 + 0.5 * 0.009) / 0.01)

@@ -10,8 +10,7 @@
 # --checkpoint a trained water checkpoint for the benchmarks
 # --wheels    wheels of dependencies the machine lacks (e.g. ase, vesin), installed offline
 # --tools     folder of build tools (e.g. patch, make) used only where the machine has none
-# Writes DIR/gpu_check.log (everything), DIR/lammps_speed_{cuda,cuda_jit,cpu}.{md,json} (cuda_jit: TorchScript's
-# optimising executor on, MLANET_JIT_OPTIMIZE=1) and DIR/model_speed.md.
+# Writes DIR/gpu_check.log (everything), DIR/lammps_speed_{cuda,cpu}.{md,json} and DIR/model_speed.md.
 # Each stage runs even if an earlier one failed; the exit status is that of the GPU tests.
 set -u
 SOURCE="" CKPT="" OUTDIR="" WHEELS="" TOOLS="" JOBS=$(nproc) REPS="1 2 4 6 8"
@@ -94,8 +93,6 @@ speed() {  # speed NAME SECONDS [env VAR=VALUE] lammps_speed.py ARGS...: tables 
 # shellcheck disable=SC2086
 speed "LAMMPS speed, model on the GPU" 300 "$PY" lammps_speed.py "$CKPT" --device cuda --reps $REPS --ranks 1 \
   --steps 20 --out "$OUTDIR/lammps_speed_cuda"
-speed "LAMMPS speed, model on the GPU, TorchScript optimising executor" 120 env MLANET_JIT_OPTIMIZE=1 "$PY" \
-  lammps_speed.py "$CKPT" --device cuda --reps 1 2 --ranks 1 --steps 20 --out "$OUTDIR/lammps_speed_cuda_jit"
 stage "bare model speed" 120 bash -c "'$PY' model_speed.py '' --device cuda --clock wall --reps 1 2 4 > '$OUTDIR/model_speed.md' &&
   '$PY' model_speed.py '' --device cpu --clock wall --threads $(nproc) --reps 1 2 >> '$OUTDIR/model_speed.md'"
 cat "$OUTDIR/model_speed.md"

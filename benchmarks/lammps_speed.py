@@ -6,8 +6,7 @@
 For each size (192 x rep^3 atoms) and MPI rank count it runs lammps_inputs/scaling_water.in and reports
 timesteps/s, atom-steps/s (from LAMMPS' own "Loop time"), peak resident memory per atom (all ranks), the ratio of the
 LAMMPS step time to one bare model call (energy + forces through the ASE path, same atoms, same thread count and
-device; its peak GPU memory per atom with --device cuda) and the (pair, layer) evaluations per step with and without
-ghost-depth pruning. One rank runs lmp without mpirun, so a serial LAMMPS build works. Writes a markdown table and JSON.
+device; its peak GPU memory per atom with --device cuda). One rank runs lmp without mpirun, so a serial LAMMPS build works. Writes a markdown table and JSON.
 Measurements, not tests: numbers depend on the machine; the script prints what it ran on.
 """
 
@@ -79,22 +78,6 @@ def run_lammps(workdir: Path, model_prefix: Path, rep: int, ranks: int, steps: i
             "peak_rss_kb_per_atom": rss_kb / natoms}
 
 
-PAIRS_SCRIPT = """
-import torch
-from lammps import lammps
-from lammps.mliap import activate_mliappy, load_unified
-lmp = lammps(cmdargs=["-log", "none", "-screen", "none", "-var", "rep", "{rep}"])
-activate_mliappy(lmp)
-model = torch.load("{model}", weights_only=False)
-setup = open("{inputs}/scaling_water.in").read().split("include")[0]
-lmp.commands_string(setup.replace("read_data       water_192.data", "read_data {inputs}/water_192.data"))
-load_unified(model)
-snippet = open("{snippet}").read()
-lmp.commands_string(snippet.replace("pair_style mliap unified {model} 1", "pair_style mliap unified EXISTS 1"))
-lmp.command("run 0")
-print("PAIRS", model.pairs_evaluated, model.pairs_unpruned, lmp.get_natoms())
-"""
-
 BARE_SCRIPT = """
 import sys, ase.io, torch
 sys.path[:0] = ["{root}", "{root}/benchmarks"]
@@ -116,13 +99,6 @@ def in_subprocess(script: str, pattern: str) -> re.Match:
     if not found:
         raise RuntimeError((proc.stdout + proc.stderr)[-1500:])
     return found
-
-
-def pair_counts(model_file: Path, snippet: Path, rep: int) -> dict:
-    script = PAIRS_SCRIPT.format(rep=rep, model=model_file, snippet=snippet, inputs=ROOT / "lammps_inputs")
-    found = in_subprocess(script, r"PAIRS (\d+) (\d+) (\d+)")
-    pruned, full, _ = map(int, found.groups())
-    return {"pairs_pruned": pruned, "pairs_unpruned": full, "pruned_fraction": pruned / full}
 
 
 def number(value, spec: str) -> str:
@@ -150,7 +126,6 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     model_file = out.with_name(out.name + "_model.mliap.pt").resolve()
     export(args.checkpoint, model_file, dtype="float32", device=args.device)
-    snippet = model_file.with_name(model_file.name.replace(".mliap.pt", ".lammps.in"))
     model_prefix = model_file.with_name(model_file.name.replace(".mliap.pt", ""))
     rows = []
     for rep in args.reps:
@@ -160,12 +135,11 @@ def main() -> None:
             found = in_subprocess(BARE_SCRIPT.format(root=ROOT, rep=rep, ckpt=Path(args.checkpoint).resolve(),
                                                      threads=args.threads, device=args.device), r"BARE (\S+) (\S+)")
             bare, gpu_bytes = map(float, found.groups())
-        pairs = pair_counts(model_file, snippet, rep)
         for ranks in args.ranks:
             res = run_lammps(out.parent, model_prefix, rep, ranks, args.steps, args.threads)
             row = {"atoms": atoms, "ranks": ranks, "threads_per_rank": args.threads, "device": args.device,
                    "bare_model_s": bare, "bare_us_per_atom": bare and bare / atoms * 1e6,
-                   "bare_gpu_peak_kb_per_atom": gpu_bytes / 1024 / atoms, **pairs, **res}
+                   "bare_gpu_peak_kb_per_atom": gpu_bytes / 1024 / atoms, **res}
             if "seconds" in res:
                 row["lammps_step_s"] = res["seconds"] / res["steps"]
                 row["step_over_bare"] = bare and row["lammps_step_s"] / bare
@@ -176,8 +150,8 @@ def main() -> None:
     if args.device.startswith("cuda"):
         machine += f", model on {torch.cuda.get_device_name(torch.device(args.device))}"
     header = ("| atoms | ranks | timesteps/s | atom-steps/s | LAMMPS step (s) | bare model call (s) | step / bare | "
-              "pair-layer evals pruned / unpruned | peak RSS (KB/atom) | bare call GPU peak (KB/atom) |\n"
-              "|---|---|---|---|---|---|---|---|---|---|")
+              "peak RSS (KB/atom) | bare call GPU peak (KB/atom) |\n"
+              "|---|---|---|---|---|---|---|---|---|")
     lines = [header]
     for r in rows:
         if "error" in r:
@@ -186,7 +160,6 @@ def main() -> None:
         lines.append(f"| {r['atoms']} | {r['ranks']} | {r['timesteps_per_s']:.3f} | {r['atom_steps_per_s']:.0f} | "
                      f"{r['lammps_step_s']:.3f} | {number(r['bare_model_s'], '.3f')} | "
                      f"{number(r['step_over_bare'], '.2f')} | "
-                     f"{r.get('pairs_pruned', 0)} / {r.get('pairs_unpruned', 0)} ({r.get('pruned_fraction', 0):.2f}) | "
                      f"{r['peak_rss_kb_per_atom']:.1f} | {r['bare_gpu_peak_kb_per_atom'] or float('nan'):.1f} |")
     table = "\n".join(lines)
     cmd = "python benchmarks/lammps_speed.py " + " ".join(sys.argv[1:])

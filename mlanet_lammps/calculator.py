@@ -34,7 +34,7 @@ class MLANetCalculator(Calculator):
                  script: bool = True, compile: bool = False, **kwargs):
         super().__init__(**kwargs)
         if isinstance(model, (str, Path)):
-            from .train.checkpoint import load_model
+            from .checkpoint import load_model
             model = load_model(model, dtype=dtype, device=device)
         self.model = model.to(device=device, dtype=dtype).eval()
         self.device, self.dtype, self.script, self.compile = device, dtype, script, compile

@@ -28,8 +28,7 @@ def predict_with(energy_grad: torch.nn.Module, batch: GraphBatch) -> Prediction:
     """Evaluate an `EnergyAndEdgeGradient` (eager, TorchScript or model/compiled.py's) on `batch`."""
     n = batch.species.shape[0]
     edge_vec = batch.edge_vec.detach().requires_grad_(True)
-    mask = torch.ones(n, dtype=edge_vec.dtype, device=edge_vec.device)
-    atom_energy, edge_grad = energy_grad(edge_vec, batch.species, batch.edge_index, mask)
+    atom_energy, edge_grad = energy_grad(edge_vec, batch.species, batch.edge_index)
     energy = atom_energy.new_zeros(batch.num_graphs).index_add_(0, batch.batch, atom_energy)
     forces = forces_from_edge_grad(edge_grad, batch.edge_index, n)
     virial = virial_from_edge_grad(edge_vec, edge_grad, batch.edge_batch, batch.num_graphs)

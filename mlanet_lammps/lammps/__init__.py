@@ -1,1 +1,2 @@
-"""LAMMPS coupling: the scripted per-rank module, the ML-IAP unified wrapper and the exporter."""
+"""LAMMPS coupling: the ML-IAP unified model file (wrapper.py), its per-rank evaluator and ghost exchange, the
+set-up checks and the exporter with its include snippet."""

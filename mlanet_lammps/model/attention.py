@@ -105,27 +105,30 @@ class DualPathAttentionBlock(nn.Module):
         self.irreps_in, self.irreps_out = irreps_in, irreps_out
 
     def forward(self, h: torch.Tensor, z: torch.Tensor, sh: torch.Tensor, radial: torch.Tensor, env: torch.Tensor,
-                center: torch.Tensor, neighbor: torch.Tensor, mirrored: bool = False) -> torch.Tensor:
+                center: torch.Tensor, neighbor: torch.Tensor, mirrored: bool = False, num_centers: int = -1
+                ) -> torch.Tensor:
         """h: [N, irreps_in], z: [N, embed_dim], sh: [E, irreps_sh], radial: [E, num_basis], env: [E],
-        center/neighbor: [E] atom indices -> [N, irreps_out]. mirrored: edge e + E/2 is edge e reversed, so the
-        radial terms are computed for the first half only (scatter.first_of_pairs)."""
-        num_nodes = h.shape[0]
+        center: [E] in [0, n), neighbor: [E] in [0, N) -> [n, irreps_out], the new features of the first n =
+        num_centers atoms (-1: all N; the others are only read as neighbours). mirrored: edge e + E/2 is edge e
+        reversed, so the radial terms are computed for the first half only (scatter.first_of_pairs)."""
+        n = h.shape[0] if num_centers < 0 else num_centers
+        h_center = h[:n]
         pair_radial = first_of_pairs(radial, mirrored)
         # geometric path
         m_geo = self.tp(gather(self.linear_neighbor(h), neighbor), sh,
-                        repeat_pairs(self.radial_mlp(pair_radial), mirrored))
+                        repeat_pairs(self.radial_mlp(pair_radial), mirrored))  # [E, irreps_mid]
         # chemical path
-        node_inv = torch.cat([z, h[:, :self.num_scalars_in]], dim=-1)
-        c = torch.nn.functional.silu(gather(self.chem_center(node_inv), center)
+        node_inv = torch.cat([z, h[:, :self.num_scalars_in]], dim=-1)  # [N, embed_dim + scalars]
+        c = torch.nn.functional.silu(gather(self.chem_center(node_inv[:n]), center)
                                      + gather(self.chem_neighbor(node_inv), neighbor)
-                                     + repeat_pairs(self.chem_radial(pair_radial), mirrored))
+                                     + repeat_pairs(self.chem_radial(pair_radial), mirrored))  # [E, chem_hidden]
         m_chem = self.chem_message(c) * env.unsqueeze(-1)
         # invariants of query (x) key and of both with the bond direction
-        q = gather(self.query(h), center)
+        q = gather(self.query(h_center), center)  # [E, irreps_att]
         k = gather(self.key(h), neighbor)
         inv = torch.cat([c, self.qk_dot(q, k), self.directional(q, sh), self.directional(k, sh)], dim=-1)
-        dyn = self.dynamic(inv)
+        dyn = self.dynamic(inv)  # [E, 3]: attention logit, two path weights
         path_w = torch.softmax(dyn[:, 1:], dim=-1)
-        m = torch.cat([path_w[:, :1] * m_geo, path_w[:, 1:] * m_chem], dim=-1)
-        pooled = self.pool(m, center, env, dyn[:, 0], num_nodes)
-        return self.self_connection(h) + self.gate(self.linear_out(pooled))
+        m = torch.cat([path_w[:, :1] * m_geo, path_w[:, 1:] * m_chem], dim=-1)  # [E, irreps_msg]
+        pooled = self.pool(m, center, env, dyn[:, 0], n)  # [n, 3 x irreps_msg]
+        return self.self_connection(h_center) + self.gate(self.linear_out(pooled))

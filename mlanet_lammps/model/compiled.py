@@ -48,8 +48,8 @@ def traceable_copy(model: MLANet) -> MLANet:
 
 
 class CompiledEnergyAndEdgeGradient(nn.Module):
-    """Drop-in for `EnergyAndEdgeGradient` (inference only): forward(edge_vec [E,3] Å, species [N], edge_index [2,E],
-    energy_mask [N]) -> (atom_energy [N] eV, edge_grad [E,3] eV/Å).
+    """Drop-in for `EnergyAndEdgeGradient` (inference only, no ghosts): forward(edge_vec [E,3] Å, species [N],
+    edge_index [2,E]) -> (atom_energy [N] eV, edge_grad [E,3] eV/Å).
 
     Edges in mirrored order (data.graph.build_graph(mirrored=True), detected exactly) are evaluated once per pair
     for their radial terms and harmonics; each pair's gradient is then returned on its first edge (zero on the
@@ -73,20 +73,20 @@ class CompiledEnergyAndEdgeGradient(nn.Module):
         self.capacity = {False: 0, True: 0}  # high-water marks of evaluated edges: all / one per mirrored pair
 
     def energy_and_gradient(self, edge_vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor,
-                            energy_mask: torch.Tensor, mirrored: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """(atom_energy [N] eV, d(sum of masked atom energies)/d edge_vec [E, 3] eV/Å), as one function of the
+                            mirrored: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(atom_energy [N] eV, d(sum of atom energies)/d edge_vec [E, 3] eV/Å), as one function of the
         inputs (torch.func.grad) that torch.compile turns into one inference graph. mirrored: edge_vec holds one
         vector per pair and edge_index [2, 2E] the pairs, then the same pairs reversed."""
 
         def total(vec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            atom_energy = self.model(torch.cat([vec, -vec]) if mirrored else vec, species, edge_index, None, mirrored)
-            return (atom_energy * energy_mask).sum(), atom_energy
+            atom_energy = self.model(torch.cat([vec, -vec]) if mirrored else vec, species, edge_index, mirrored=mirrored)
+            return atom_energy.sum(), atom_energy
 
         grad, atom_energy = torch.func.grad(total, has_aux=True)(edge_vec)
         return atom_energy, grad
 
-    def forward(self, edge_vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor,
-                energy_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, edge_vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         num_edges, half = edge_vec.shape[0], edge_vec.shape[0] // 2
         mirrored = (half > 0 and num_edges == 2 * half and torch.equal(edge_index[:, half:], edge_index[[1, 0], :half])
                     and torch.equal(edge_vec[half:], -edge_vec[:half]))
@@ -101,7 +101,7 @@ class CompiledEnergyAndEdgeGradient(nn.Module):
         if mirrored:
             index = torch.cat([index, index.flip(0)], dim=1)
         with torch.no_grad():
-            atom_energy, grad = self.compiled(vec, species, index, energy_mask, mirrored)
+            atom_energy, grad = self.compiled(vec, species, index, mirrored)
         grad = grad[:rows]
         # a mirrored pair's whole gradient goes to its first edge: the same forces and virial
         return atom_energy, torch.cat([grad, torch.zeros_like(grad)]) if mirrored else grad

@@ -7,7 +7,7 @@ e(d) is the enveloped Bessel basis, so every R_k, A and B go to zero smoothly as
 B is the power spectrum of the neighbour density: the sum over m makes it rotation invariant, and
 A_ik A_ik' = sum_jj' R R' P_l(cos theta_jij') holds every angle j-i-j' with the Legendre polynomials P_l, l <= l_max.
 One linear layer maps B into the scalar channels of the node features. The sum runs over i's neighbours only,
-so it is as local as one message-passing layer (LAMMPS' ghost-depth pruning treats it as part of layer 1).
+so it is as local as one message-passing layer.
 """
 
 from typing import List, Tuple
@@ -20,7 +20,8 @@ from .scatter import gather, scatter_sum
 
 class AngularDensity(nn.Module):
     """forward(sh [E, (l_max_sh+1)^2] (component-normalised Y, l_max_sh >= l_max), radial [E, num_basis],
-    z [N, embed_dim], center [E], neighbor [E]) -> [N, out_dim] invariant features.
+    z [N, embed_dim], center [E] in [0, n), neighbor [E] in [0, N), num_centers n (-1: N)) -> [n, out_dim]
+    invariant features of the first n atoms.
 
     Args:
         l_max: largest l of the density (0 = radial only).
@@ -48,16 +49,16 @@ class AngularDensity(nn.Module):
         self.out = nn.Linear(len(self.pairs) * (self.l_max + 1), out_dim)
 
     def forward(self, sh: torch.Tensor, radial: torch.Tensor, z: torch.Tensor, center: torch.Tensor,
-                neighbor: torch.Tensor) -> torch.Tensor:
-        return self.out(self.invariants(sh, radial, z, center, neighbor))
+                neighbor: torch.Tensor, num_centers: int = -1) -> torch.Tensor:
+        return self.out(self.invariants(sh, radial, z, center, neighbor, num_centers))
 
     def invariants(self, sh: torch.Tensor, radial: torch.Tensor, z: torch.Tensor, center: torch.Tensor,
-                   neighbor: torch.Tensor) -> torch.Tensor:
-        """B before the linear layer: [N, (l_max + 1) K (K + 1) / 2], l-major, then the pairs (k <= k')."""
+                   neighbor: torch.Tensor, num_centers: int = -1) -> torch.Tensor:
+        """B before the linear layer: [n, (l_max + 1) K (K + 1) / 2], l-major, then the pairs (k <= k')."""
         num_sh = (self.l_max + 1) * (self.l_max + 1)
         r = self.radial(radial) * gather(self.species(z), neighbor)  # [E, K]
         edge = (r.unsqueeze(-1) * sh[:, None, :num_sh]).reshape(r.shape[0], self.channels * num_sh)
-        a = scatter_sum(edge, center, z.shape[0])
+        a = scatter_sum(edge, center, z.shape[0] if num_centers < 0 else num_centers)
         a = (a * self.inv_avg).reshape(-1, self.channels, num_sh)
         invariants: List[torch.Tensor] = []
         for l in range(self.l_max + 1):

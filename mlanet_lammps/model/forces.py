@@ -6,7 +6,7 @@ With g_e = dE/d r_e for each edge e = (i, j), r_e = r_j - r_i + shift:
 LAMMPS' `update_pair_forces(fij)` takes fij = g_e directly and does the same scatter and virial itself.
 """
 
-from typing import Optional, Tuple
+from typing import Tuple
 
 import torch
 from torch import nn
@@ -15,8 +15,13 @@ from torch import nn
 class EnergyAndEdgeGradient(nn.Module):
     """Wraps a per-atom energy model.
 
-    forward(edge_vec [E,3], species [N], edge_index [2,E], energy_mask [N] (1 for atoms whose energies count),
-            hop Optional[N]) -> (atom_energy [N] eV, edge_grad [E,3] eV/Å = d(sum_i mask_i E_i)/d edge_vec)
+    forward(edge_vec [E,3] Å, species [N], edge_index [2,E], num_local=-1, max_edges=0)
+      -> (atom_energy [n] eV, edge_grad [E,3] eV/Å = d(sum_i E_i)/d edge_vec)
+    num_local and max_edges are passed to the model (MLANet.forward): n local atoms (-1: all N), whose ghosts get
+    their features by the model's ghost exchange, so that edge_grad is that of the energy of every process.
+
+    Example:
+        >>> atom_energy, edge_grad = EnergyAndEdgeGradient(model)(edge_vec, species, edge_index)
     """
 
     def __init__(self, model: nn.Module, create_graph: bool = False):
@@ -24,13 +29,12 @@ class EnergyAndEdgeGradient(nn.Module):
         self.model = model
         self.create_graph = create_graph
 
-    def forward(self, edge_vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor,
-                energy_mask: torch.Tensor, hop: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, edge_vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor, num_local: int = -1,
+                max_edges: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
         if not edge_vec.requires_grad:
             edge_vec = edge_vec.detach().requires_grad_(True)
-        atom_energy = self.model(edge_vec, species, edge_index, hop)
-        total = (atom_energy * energy_mask).sum()
-        grads = torch.autograd.grad([total], [edge_vec], create_graph=self.create_graph, allow_unused=True)
+        atom_energy = self.model(edge_vec, species, edge_index, num_local=num_local, max_edges=max_edges)
+        grads = torch.autograd.grad([atom_energy.sum()], [edge_vec], create_graph=self.create_graph, allow_unused=True)
         grad = grads[0]
         if grad is None:
             grad = torch.zeros_like(edge_vec)

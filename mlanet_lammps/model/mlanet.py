@@ -2,14 +2,16 @@
 invariants) -> cross-layer readout -> per-atom energies E_i (eV), plus an optional ZBL short-range repulsion prior."""
 
 from dataclasses import asdict, dataclass, field
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 import torch
 from e3nn import o3
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .attention import DualPathAttentionBlock, hidden_irreps
 from .density import AngularDensity
+from .ghosts import GhostFeatures
 from .radial import RadialEmbedding
 from .repulsion import ZBLRepulsion, switch_radii
 from .scale import AtomicEnergyScale
@@ -49,16 +51,22 @@ class ModelConfig:
 class MLANet(nn.Module):
     """The MLANet potential.
 
-    forward(edge_vec, species, edge_index, hop=None, mirrored=False) -> atom_energy
+    forward(edge_vec, species, edge_index, mirrored=False, num_local=-1, max_edges=0) -> atom_energy
       edge_vec:   [E, 3] r_j - r_i in Å for each directed edge (i = center, j = neighbour)
       species:    [N] species index (position in `atomic_numbers`)
       edge_index: [2, E] (center i, neighbour j); edges beyond the cutoff contribute exactly zero
-      hop:        optional [N] graph distance (in edges) of each atom to the atoms whose energies are needed;
-                  layer k (1-based) then only updates atoms with hop <= num_layers - k (ghost-depth pruning in LAMMPS).
-                  Energies of atoms with hop > 0 are then not meaningful.
       mirrored:   edge e + E/2 is edge e reversed, with edge_vec negated (data.graph.build_graph(mirrored=True));
                   the radial terms and spherical harmonics are then computed once per pair (the compiled ASE path).
-      atom_energy: [N] per-atom energies in eV.
+      num_local:  n, the atoms [0, n) whose energies are computed (-1: all N). Atoms [n, N) are ghosts (copies of
+                  atoms that another process owns, see ghosts.py): every edge is centred on a local atom, and
+                  between layers `ghost_features` fills the ghost rows from the atoms they copy.
+      max_edges:  memory bound: a layer with more edges runs over ranges of centre atoms with at most this many
+                  edges each, checkpointed (recomputed in the backward pass instead of kept); 0: no bound.
+      atom_energy: [n] per-atom energies in eV.
+
+    Example:
+        >>> model = MLANet(ModelConfig(atomic_numbers=[1, 8]))
+        >>> atom_energy = model(edge_vec, species, edge_index)  # [N] eV
     """
 
     def __init__(self, config: ModelConfig):
@@ -108,27 +116,26 @@ class MLANet(nn.Module):
         # zero or one prior; a ModuleList keeps the model scriptable either way
         radii = config.repulsion_radii or switch_radii(config.atomic_numbers, config.cutoff)
         self.priors = nn.ModuleList([ZBLRepulsion(config.atomic_numbers, radii)] if config.repulsion == "zbl" else [])
+        self.ghost_features = GhostFeatures()
 
-    def forward(self, edge_vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor,
-                hop: Optional[torch.Tensor] = None, mirrored: bool = False) -> torch.Tensor:
+    def forward(self, edge_vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor, mirrored: bool = False,
+                num_local: int = -1, max_edges: int = 0) -> torch.Tensor:
+        num_nodes = species.shape[0]
+        n = num_nodes if num_local < 0 else num_local
         center, neighbor = edge_index[0], edge_index[1]
         sh, radial, env, dist = self.edge_features(edge_vec, mirrored)
-        z, h = self.node_features(species)
+        z, h = self.node_features(species)  # [N, embed_dim], [N, channels]: no exchange needed before layer 0
         scalars: List[torch.Tensor] = []
         for k in range(self.num_layers):
-            sh_k, radial_k, env_k, center_k, neighbor_k = sh, radial, env, center, neighbor
-            if hop is not None:
-                keep = torch.nonzero(hop.index_select(0, center) <= self.num_layers - 1 - k).squeeze(-1)
-                sh_k, radial_k, env_k = sh.index_select(0, keep), radial.index_select(0, keep), env.index_select(0, keep)
-                center_k, neighbor_k = center.index_select(0, keep), neighbor.index_select(0, keep)
-            h = self.interaction(k, h, z, sh_k, radial_k, env_k, center_k, neighbor_k, mirrored and hop is None)
+            if max_edges > 0 and center.shape[0] > max_edges:
+                h = self.chunked_interaction(k, h, z, sh, radial, env, center, neighbor, n, max_edges)
+            else:
+                h = self.interaction(k, h, z, sh, radial, env, center, neighbor, n, mirrored)  # [n, irreps_k]
             scalars.append(h[:, :self.num_scalars])
+            if k < self.num_layers - 1:
+                h = self.ghost_features(h, num_nodes)  # [N, irreps_k]
         return self.atom_energy(scalars, species, dist, center, neighbor)
 
-    # The stages of forward, also run one by one by LAMMPS ranks that exchange node features between layers
-    # (lammps/exchange.py).
-
-    @torch.jit.export
     def edge_features(self, edge_vec: torch.Tensor, mirrored: bool = False
                       ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """edge_vec [E,3] Å -> (Y [E, (max(l_max, density_l_max)+1)^2], radial basis [E, num_basis], envelope [E],
@@ -141,28 +148,61 @@ class MLANet(nn.Module):
             sh = torch.cat([sh, sh * self.sh_parity])
         return sh, repeat_pairs(radial, mirrored), repeat_pairs(env, mirrored), repeat_pairs(dist, mirrored)
 
-    @torch.jit.export
     def node_features(self, species: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """species [N] -> (embedding z [N, embed_dim], input features h [N, channels]); no position dependence."""
         z = self.embedding(species)
         return z, self.node_init(z)
 
-    @torch.jit.export
     def interaction(self, k: int, h: torch.Tensor, z: torch.Tensor, sh: torch.Tensor, radial: torch.Tensor,
-                    env: torch.Tensor, center: torch.Tensor, neighbor: torch.Tensor, mirrored: bool = False
-                    ) -> torch.Tensor:
-        """Layer k (0-based; the density block follows layer 0): h [N, irreps in] -> [N, irreps out]; edges as in
-        edge_features, indexed by center/neighbor [E]. Only atoms that are centers of all their edges are exact."""
+                    env: torch.Tensor, center: torch.Tensor, neighbor: torch.Tensor, num_centers: int,
+                    mirrored: bool = False) -> torch.Tensor:
+        """Layer k (0-based; the density block follows layer 0): h [N, irreps in] -> [n, irreps out] for the first
+        n = num_centers atoms, the centres of all the edges (center/neighbor [E], features as in edge_features)."""
         for i, layer in enumerate(self.layers):
             if i == k:
-                h = layer(h, z, sh[:, :self.num_sh], radial, env, center, neighbor, mirrored)
+                h = layer(h, z, sh[:, :self.num_sh], radial, env, center, neighbor, mirrored, num_centers)
                 if k == 0:
                     for density in self.density:
-                        h = torch.cat([h[:, :self.num_scalars] + density(sh, radial, z, center, neighbor),
+                        h = torch.cat([h[:, :self.num_scalars]
+                                       + density(sh, radial, z, center, neighbor, num_centers),
                                        h[:, self.num_scalars:]], dim=-1)
         return h
 
-    @torch.jit.export
+    @torch.jit.unused
+    def chunked_interaction(self, k: int, h: torch.Tensor, z: torch.Tensor, sh: torch.Tensor, radial: torch.Tensor,
+                            env: torch.Tensor, center: torch.Tensor, neighbor: torch.Tensor, num_centers: int,
+                            max_edges: int) -> torch.Tensor:
+        """interaction() over consecutive ranges of centre atoms with at most max_edges edges each (one atom's edges
+        if that is more), each range checkpointed: its activations are recomputed in the backward pass, so the
+        autograd memory is that of one range. Same result as interaction()."""
+        counts = torch.bincount(center, minlength=num_centers)
+        ends = torch.cumsum(counts, 0).tolist()  # edges centred on atoms [0, i]
+        order = torch.argsort(center, stable=True)
+        bounds = chunk_bounds(ends, max_edges)
+        outs: List[torch.Tensor] = []
+        for first, last in zip(bounds[:-1], bounds[1:]):
+            start = ends[first - 1] if first > 0 else 0
+            edges = order[start:ends[last - 1]]  # [E_c]
+            neighbors = neighbor.index_select(0, edges)
+            others = torch.zeros(h.shape[0], dtype=torch.bool, device=h.device)
+            others[neighbors] = True
+            others[first:last] = False
+            nodes = torch.cat([torch.arange(first, last, device=h.device), torch.nonzero(others).squeeze(-1)])
+            position = torch.full((h.shape[0],), -1, dtype=torch.long, device=h.device)
+            position[nodes] = torch.arange(nodes.shape[0], device=h.device)
+
+            def layer(h: torch.Tensor, z: torch.Tensor, sh: torch.Tensor, radial: torch.Tensor, env: torch.Tensor,
+                      edges: torch.Tensor = edges, nodes: torch.Tensor = nodes, first: int = first,
+                      last: int = last, neighbors: torch.Tensor = neighbors, position: torch.Tensor = position
+                      ) -> torch.Tensor:
+                return self.interaction(k, h.index_select(0, nodes), z.index_select(0, nodes),
+                                        sh.index_select(0, edges), radial.index_select(0, edges),
+                                        env.index_select(0, edges), center.index_select(0, edges) - first,
+                                        position.index_select(0, neighbors), last - first)
+
+            outs.append(checkpoint(layer, h, z, sh, radial, env, use_reentrant=False))  # [last - first, irreps]
+        return torch.cat(outs)
+
     def atom_energy(self, scalars: List[torch.Tensor], species: torch.Tensor, dist: torch.Tensor,
                     center: torch.Tensor, neighbor: torch.Tensor) -> torch.Tensor:
         """Energies E_i (eV) [n] of the first n atoms from the scalar channels of every layer (scalars: num_layers x
@@ -172,3 +212,16 @@ class MLANet(nn.Module):
         for prior in self.priors:
             e = e + prior(dist, species, center, neighbor)[:n]
         return e
+
+
+def chunk_bounds(ends: List[int], max_edges: int) -> List[int]:
+    """Boundaries [0, ..., n] of consecutive atom ranges with at most max_edges edges each (a single atom with more
+    forms its own range); ends[i] = edges centred on atoms 0..i."""
+    bounds, start = [0], 0
+    for i, end in enumerate(ends):
+        if end - start > max_edges and i > bounds[-1]:
+            bounds.append(i)
+            start = ends[i - 1]
+    if bounds[-1] != len(ends):
+        bounds.append(len(ends))
+    return bounds

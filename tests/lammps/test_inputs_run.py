@@ -7,7 +7,7 @@ import re
 import pytest
 
 from mlanet_lammps.lammps.export import export
-from mlanet_lammps.train.checkpoint import save_checkpoint
+from mlanet_lammps.checkpoint import save_checkpoint
 from tests.conftest import ROOT, make_model
 from tests.lammps.conftest import read_thermo, run_lammps
 

@@ -1,42 +1,44 @@
-"""Bad LAMMPS set-ups give a clear error instead of a crash or silently wrong forces."""
+"""Bad LAMMPS set-ups give one clear error, on every rank, instead of a crash, a hang or silently wrong forces."""
 
-import io
 import os
 
+import ase.io
+import numpy as np
 import pytest
 import torch
 
 from mlanet_lammps.cli.export import main as export_main
 from mlanet_lammps.errors import MLANetInputError
+from mlanet_lammps.lammps.errors import MLANetLammpsError
 from mlanet_lammps.lammps.export import export
-from mlanet_lammps.lammps.module import LammpsMLANet
-from mlanet_lammps.lammps.wrapper import MLANetLammpsError, MLANetMLIAP
-from tests.conftest import make_model
+from mlanet_lammps.lammps.settings import LammpsSettings
 from tests.lammps.conftest import export_small_water_model, run_lammps, write_data
-
-ELEMENTS = ["H", "O"]
-
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     return export_small_water_model(tmp_path_factory.mktemp("errmodel")).parent
 
 
-BASE = """units metal
+BASE = """units {units}
 atom_style atomic
+{processors}
 read_data water.data
-variable mlanet_elements string "{elements}"
+{elements}
 include m.lammps.in
 {extra}
 run 0
 """
 
 
-def lammps_error(model_dir, tmp_path, water_atoms, elements="O H", extra=""):
+def lammps_error(model_dir, tmp_path, atoms, elements="O H", extra="", units="metal", nprocs=1, processors="",
+                 specorder=("O", "H")):
+    """stdout + stderr of a LAMMPS run that must fail (within 120 s: an error on one rank must not hang)."""
     for name in ("m.mliap.pt", "m.lammps.in"):
         (tmp_path / name).write_bytes((model_dir / name).read_bytes())
-    write_data(water_atoms, tmp_path / "water.data", ["O", "H"])
-    proc = run_lammps(tmp_path, BASE.format(elements=elements, extra=extra), check=False)
+    write_data(atoms, tmp_path / "water.data", list(specorder))
+    define = f'variable mlanet_elements string "{elements}"' if elements else ""
+    proc = run_lammps(tmp_path, BASE.format(units=units, processors=processors, elements=define, extra=extra),
+                      nprocs=nprocs, check=False, timeout=120)
     assert proc.returncode != 0
     return proc.stdout + proc.stderr
 
@@ -48,9 +50,38 @@ def test_type_mapped_to_element_the_model_does_not_know(model_dir, tmp_path, wat
 
 
 @pytest.mark.lammps
-def test_type_mapped_to_null(model_dir, tmp_path, water_atoms):
-    out = lammps_error(model_dir, tmp_path, water_atoms, elements="O NULL")
-    assert "All pair coeffs are not set" in out  # LAMMPS itself stops before the model runs
+def test_error_on_one_rank_stops_every_rank(model_dir, tmp_path, water_atoms):
+    """Atoms of an element the model does not know only in rank 0's half of a box twice as long as the ghost cutoff
+    needs (no rank 1 ghost sees them): both ranks stop with rank 0's message (no hang: lammps_error's time limit)."""
+    atoms = water_atoms.repeat((2, 1, 1))
+    symbols = np.array(atoms.get_chemical_symbols(), dtype=object)
+    x = atoms.positions[:, 0] / atoms.cell[0, 0]
+    symbols[(x > 0.2) & (x < 0.3) & (symbols == "O")] = "N"
+    atoms.set_chemical_symbols(symbols.tolist())
+    out = lammps_error(model_dir, tmp_path, atoms, elements="O H N", nprocs=2, processors="processors 2 1 1",
+                       specorder=("O", "H", "N"))
+    message = "which this MLANet model does not know (it knows H O)"
+    assert out.count(message) >= 2, out[-3000:]  # printed by each rank
+    assert "MPI rank 0: pair_coeff maps LAMMPS atom types to N" in out
+
+
+@pytest.mark.lammps
+def test_swapped_element_order_is_caught_by_masses(model_dir, tmp_path, water_atoms):
+    out = lammps_error(model_dir, tmp_path, water_atoms, elements="H O")
+    assert "atom type 1 has mass 15.999 (that of O) but pair_coeff maps it to H" in out
+    assert "set mlanet_elements to one element per atom type in type order" in out
+
+
+@pytest.mark.lammps
+def test_missing_element_order_is_an_error(model_dir, tmp_path, water_atoms):
+    out = lammps_error(model_dir, tmp_path, water_atoms, elements="")
+    assert "MLANet needs the element of each atom type: define variable mlanet_elements" in out
+
+
+@pytest.mark.lammps
+def test_units_other_than_metal_are_refused(model_dir, tmp_path, water_atoms):
+    out = lammps_error(model_dir, tmp_path, water_atoms, units="real")
+    assert "LAMMPS units are 'real' but MLANet works in Å and eV: put 'units metal'" in out
 
 
 @pytest.mark.lammps
@@ -60,38 +91,108 @@ def test_newton_off_is_refused(model_dir, tmp_path, water_atoms):
 
 
 @pytest.mark.lammps
-def test_too_small_comm_cutoff_is_refused(model_dir, tmp_path, water_atoms, monkeypatch):
-    """2 layers x r_cut 3.5 Å need 7 Å of ghosts; LAMMPS' own minimum (r_cut + skin = 4.5 Å) is not enough."""
-    out = lammps_error(model_dir, tmp_path, water_atoms, extra="comm_modify cutoff 4.5")
-    assert "comm_modify cutoff too small" in out and "set comm_modify cutoff 8 as in the exported" in out
-    monkeypatch.setenv("MLANET_ALLOW_SHORT_GHOSTS", "1")  # the documented way out for sparse systems
-    proc = run_lammps(tmp_path, BASE.format(elements="O H", extra="comm_modify cutoff 4.5"), check=False)
-    assert proc.returncode == 0, proc.stdout[-2000:]
+def test_input_without_the_attach_lines_is_refused(model_dir, tmp_path, water_atoms):
+    """The snippet's pair_style without its python attach lines: a clear error, not a second route."""
+    snippet = (model_dir / "m.lammps.in").read_text()
+    hand = "\n".join(line for line in snippet.splitlines() if "mlanet_attach" not in line)
+    (tmp_path / "m.mliap.pt").write_bytes((model_dir / "m.mliap.pt").read_bytes())
+    (tmp_path / "m.lammps.in").write_text(hand)
+    write_data(water_atoms, tmp_path / "water.data", ["O", "H"])
+    proc = run_lammps(tmp_path, BASE.format(units="metal", processors="", extra="",
+                                            elements='variable mlanet_elements string "O H"'), check=False, timeout=120)
+    assert proc.returncode != 0
+    assert "this LAMMPS input did not hand MLANet its LAMMPS instance" in proc.stdout + proc.stderr
 
 
-def test_dtype_mismatch_in_model_file_is_reported():
-    model = make_model([1, 8], cutoff=3.5, channels=4, l_max=1)
-    from e3nn.util.jit import script
-    scripted = script(LammpsMLANet(model.to(torch.float32)))
-    wrapper = MLANetMLIAP(scripted, ELEMENTS, 3.5, 2, "float64", "cpu")
-    buf = io.BytesIO()
-    torch.save(wrapper, buf)
-    buf.seek(0)
-    loaded = torch.load(buf, weights_only=False)
-    with pytest.raises(MLANetLammpsError, match="declares float64 but its weights are.*re-export"):
-        loaded.module()
+@pytest.mark.lammps
+def test_changed_model_file_is_refused_before_loading(model_dir, tmp_path, water_atoms):
+    for name in ("m.mliap.pt", "m.lammps.in"):
+        (tmp_path / name).write_bytes((model_dir / name).read_bytes())
+    with open(tmp_path / "m.mliap.pt", "ab") as fh:
+        fh.write(b"tampered")
+    write_data(water_atoms, tmp_path / "water.data", ["O", "H"])
+    elements = 'variable mlanet_elements string "O H"\nvariable mlanet_model index m.mliap.pt'  # the copy
+    proc = run_lammps(tmp_path, BASE.format(units="metal", processors="", extra="", elements=elements), check=False,
+                      timeout=120)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "MLANet model file m.mliap.pt has sha256" in out and "this snippet was exported with" in out
+    assert "Loading" not in out.split("has sha256")[0].rsplit("pair_style", 1)[-1]  # stopped before pair_style
 
 
-def test_cutoff_mismatch_in_model_file_is_reported():
-    """A file whose declared cutoff (what LAMMPS uses) differs from its network's is refused, not run."""
-    model = make_model([1, 8], cutoff=3.5, channels=4, l_max=1)
-    from e3nn.util.jit import script
-    wrapper = MLANetMLIAP(script(LammpsMLANet(model)), ELEMENTS, 4.0, 2, "float64", "cpu")
-    buf = io.BytesIO()
-    torch.save(wrapper, buf)
-    buf.seek(0)
-    with pytest.raises(MLANetLammpsError, match="declares r_cut 4 Å and 2 layers but its network has r_cut 3.5 Å"):
-        torch.load(buf, weights_only=False).module()
+class FakeHandle:
+    """The parts of the lammps Python object atom_ids reads (LAMMPS refuses read_data files without IDs itself, so
+    atom_modify id no with create_atoms is the way to get here)."""
+
+    def __init__(self, ids):
+        self.ids = np.asarray(ids)
+        self.numpy = self
+
+    def extract_setting(self, name):
+        return {"nlocal": 2, "nall": len(self.ids)}[name]
+
+    def extract_atom(self, name, nelem):
+        return self.ids[:nelem]
+
+
+def test_atom_ids_off_are_refused():
+    from mlanet_lammps.lammps.handle import atom_ids
+    with pytest.raises(MLANetLammpsError, match=r"atom IDs are off \(atom_modify id no\)"):
+        atom_ids(FakeHandle([0, 0, 0]), 2, 3)
+    with pytest.raises(MLANetLammpsError, match="not the one running it"):
+        atom_ids(FakeHandle([1, 2, 1]), 2, 4)
+    assert atom_ids(FakeHandle([4, 2, 4]), 2, 3).tolist() == [4, 2, 4]
+
+
+BONDED = """units metal
+atom_style full
+read_data water.data extra/bond/types 1 extra/bond/per/atom 2 extra/special/per/atom 4
+variable mlanet_elements string "O H"
+include m.lammps.in
+bond_style zero
+bond_coeff 1
+create_bonds many all all 1 0.8 1.15
+{special}
+compute pe all pe/atom
+thermo_style custom step pe bonds
+thermo_modify format float %24.17g
+run 0
+"""
+
+
+@pytest.mark.lammps
+def test_bonded_system_needs_special_bonds_of_one(model_dir, tmp_path, water_atoms):
+    """atom_style full with O-H bonds: the default special_bonds (0 0 0) would drop the bonded pairs from the
+    neighbour list, so it is refused; with 1 1 1 the energy is that of the same atoms without bonds."""
+    for name in ("m.mliap.pt", "m.lammps.in"):
+        (tmp_path / name).write_bytes((model_dir / name).read_bytes())
+    ase.io.write(tmp_path / "water.data", water_atoms, format="lammps-data", specorder=["O", "H"], masses=True,
+                 units="metal", atom_style="full")
+    proc = run_lammps(tmp_path, BONDED.format(special=""), check=False, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "this system has bonds but special_bonds weights other than 1" in out
+    proc = run_lammps(tmp_path, BONDED.format(special="special_bonds lj/coul 1.0 1.0 1.0"), timeout=120)
+    from tests.lammps.conftest import read_thermo
+    bonded = read_thermo((tmp_path / "log.lammps").read_text())
+    assert bonded["Bonds"] == 128
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for name in ("m.mliap.pt", "m.lammps.in"):
+        (plain / name).write_bytes((model_dir / name).read_bytes())
+    write_data(water_atoms, plain / "water.data", ["O", "H"])
+    run_lammps(plain, BASE.format(units="metal", processors="", extra="thermo_modify format float %24.17g",
+                                  elements='variable mlanet_elements string "O H"'), timeout=120)
+    assert bonded["PotEng"] == pytest.approx(read_thermo((plain / "log.lammps").read_text())["E_pair"], rel=1e-12)
+
+
+def test_old_model_files_are_refused(model_dir):
+    loaded = torch.load(model_dir / "m.mliap.pt", weights_only=False)
+    state = loaded.__getstate__()
+    state.pop("format_version")
+    with pytest.raises(MLANetLammpsError, match="has format 1, this mlanet_lammps reads format 2: re-export it with "
+                                                "mlanet-export"):
+        type(loaded).__new__(type(loaded)).__setstate__(state)
 
 
 def test_export_rejects_bad_arguments(model_dir, tmp_path):
@@ -111,11 +212,12 @@ def test_export_cli_rejects_bad_max_pairs(model_dir, tmp_path, capsys):
     assert not (tmp_path / "m.pt").exists()
 
 
-def test_bad_max_pairs_environment_is_clear(model_dir, monkeypatch):
-    monkeypatch.setenv("MLANET_MAX_PAIRS", "1e6")
-    loaded = torch.load(model_dir / "m.mliap.pt", weights_only=False)
-    with pytest.raises(MLANetLammpsError, match="MLANET_MAX_PAIRS='1e6' is neither auto nor a whole number"):
-        loaded.module()
+def test_bad_max_pairs_environment_is_clear():
+    with pytest.raises(MLANetInputError, match="MLANET_MAX_PAIRS: '1e6' is neither auto nor a whole number"):
+        LammpsSettings.from_environment(None, {"MLANET_MAX_PAIRS": "1e6"})
+    assert LammpsSettings.from_environment(7, {}).max_pairs == 7
+    assert LammpsSettings.from_environment(7, {"MLANET_MAX_PAIRS": "auto"}).max_pairs is None
+    assert LammpsSettings.from_environment(None, {"MLANET_MAX_PAIRS": "0"}).max_pairs == 0
 
 
 def test_auto_chunk_size_follows_free_memory(monkeypatch):
@@ -140,11 +242,3 @@ def test_auto_chunk_size_follows_free_memory(monkeypatch):
     monkeypatch.undo()
     total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     assert 0 < resources.free_bytes(torch.device("cpu")) <= total
-
-
-def test_cuda_request_without_gpu_is_clear():
-    if torch.cuda.is_available():
-        pytest.skip("this machine has a GPU")
-    from mlanet_lammps.lammps.wrapper import resolve_device
-    with pytest.raises(MLANetLammpsError, match="sees no CUDA GPU; re-export with --device cpu"):
-        resolve_device("cuda")

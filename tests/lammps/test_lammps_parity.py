@@ -9,7 +9,7 @@ import pytest
 
 from mlanet_lammps.calculator import MLANetCalculator
 from mlanet_lammps.lammps.export import export
-from mlanet_lammps.train.checkpoint import save_checkpoint
+from mlanet_lammps.checkpoint import save_checkpoint
 from tests.conftest import FORMATE, WATER, make_model
 from tests.lammps.conftest import NKTV2P_METAL, single_point
 
@@ -122,13 +122,10 @@ def test_mpi_with_empty_rank_and_isolated_atom(exported, tmp_path):
     assert results[4]["energies"][-1] == pytest.approx(slab.get_potential_energies()[-1], rel=1e-12)
 
 
-@pytest.mark.parametrize("nprocs,exchange", [(2, "1"), (2, "0"), (1, "1")])
-def test_chunked_evaluation_matches_whole(exported, tmp_path, monkeypatch, nprocs, exchange):
-    """MLANET_MAX_PAIRS small enough for several chunks per rank changes nothing (memory-bounded evaluation): layer
-    by layer with checkpointed chunks and ghost features exchanged between 2 ranks, and whole-model chunks that
-    recompute ghosts (2 ranks without the exchange, 1 rank)."""
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_chunked_evaluation_matches_whole(exported, tmp_path, monkeypatch, nprocs):
+    """MLANET_MAX_PAIRS small enough for several checkpointed chunks per layer and rank changes nothing."""
     root, _ = exported
-    monkeypatch.setenv("MLANET_GHOST_EXCHANGE", exchange)
     results = {}
     for label, max_pairs in (("whole", "0"), ("chunked", "3000")):
         monkeypatch.setenv("MLANET_MAX_PAIRS", max_pairs)
@@ -136,19 +133,8 @@ def test_chunked_evaluation_matches_whole(exported, tmp_path, monkeypatch, nproc
         work.mkdir()
         copy_model(root, work)
         results[label] = single_point(work, SYSTEMS["water"], ["H", "O"], nprocs)
+        assert f"max_pairs={max_pairs} ({max_pairs} pair-layer evaluations per chunk)" in results[label]["stdout"]
     assert_same_physics(results["chunked"], results["whole"])
-
-
-def off_and_on(root, tmp_path, monkeypatch, variable: str, name: str, elements, nprocs: int):
-    """single_point results of SYSTEMS[name] on nprocs ranks with the environment variable set to 0, then to 1."""
-    results = []
-    for flag in ("0", "1"):
-        monkeypatch.setenv(variable, flag)
-        work = tmp_path / f"{name}-{variable}-{flag}"
-        work.mkdir()
-        copy_model(root, work)
-        results.append(single_point(work, SYSTEMS[name], elements, nprocs))
-    return results
 
 
 def assert_same_physics(out: dict, ref: dict) -> None:
@@ -158,25 +144,67 @@ def assert_same_physics(out: dict, ref: dict) -> None:
     np.testing.assert_allclose(out["pressure"], ref["pressure"], rtol=1e-10, atol=1e-6)
 
 
-@pytest.mark.parametrize("nprocs", [1, 2])
-def test_folding_image_ghosts_changes_nothing(exported, tmp_path, monkeypatch, nprocs):
-    """Ghosts that are periodic images of the rank's own atoms reuse their features (images.py): the same energies,
-    forces and virial as recomputing them (MLANET_GHOST_IMAGES=0), on the triclinic box smaller than the ghost shell
-    (atoms that are images of themselves) and on water."""
-    for name in ("triclinic_small_water", "water"):
-        ref, out = off_and_on(exported[0], tmp_path, monkeypatch, "MLANET_GHOST_IMAGES", name, ["H", "O"], nprocs)
-        assert_same_physics(out, ref)
-
-
 @pytest.mark.parametrize("nprocs", [2, 4])
-def test_exchanging_ghost_features_changes_nothing(exported, tmp_path, monkeypatch, nprocs):
-    """Ranks that receive ghost-atom features from their owners between layers (exchange.py) get the same energies,
-    forces and virial as ranks that recompute them (MLANET_GHOST_EXCHANGE=0), on water, the small triclinic box
-    (ghosts that are images of local atoms and of other ranks' atoms) and the formate slab (vacuum, a rank with few
-    atoms)."""
-    for name, elements in (("water", ["H", "O"]), ("triclinic_small_water", ["H", "O"]),
-                           ("formate_slab", ELEMENTS)):
-        ref, out = off_and_on(exported[0], tmp_path, monkeypatch, "MLANET_GHOST_EXCHANGE", name, elements, nprocs)
-        assert f"{nprocs} MPI ranks exchange ghost-atom features" in out["stdout"]
-        assert "exchange ghost-atom features" not in ref["stdout"]
-        assert_same_physics(out, ref)
+def test_small_boxes_and_slab_agree_across_ranks(exported, tmp_path, nprocs):
+    """The triclinic box smaller than the ghost cutoff (ghosts that are images of local atoms and of other ranks'
+    atoms) and the formate slab (vacuum, ranks with few atoms) on N ranks equal one rank."""
+    for name, elements in (("triclinic_small_water", ["H", "O"]), ("formate_slab", ELEMENTS)):
+        results = []
+        for ranks in (1, nprocs):
+            work = tmp_path / f"{name}-{ranks}"
+            work.mkdir()
+            copy_model(exported[0], work)
+            results.append(single_point(work, SYSTEMS[name], elements, ranks))
+        assert_same_physics(results[1], results[0])
+
+
+HYBRID = """units metal
+atom_style atomic
+read_data structure.data
+variable mlanet_elements string "O H NULL"
+variable mlanet_overlay string "lj/cut 3.0"
+include model.lammps.in
+pair_coeff 1*3 3 lj/cut 0.01 2.5
+compute pe all pe/atom
+dump 1 all custom 1 out.dump id type fx fy fz c_pe
+dump_modify 1 format float %24.17g sort id
+thermo_style custom step pe
+thermo_modify format float %24.17g
+run 0
+"""
+
+
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_hybrid_overlay_with_null_types(exported, tmp_path, nprocs):
+    """pair_style hybrid/overlay with a third type mapped to NULL: MLANet sees only the water atoms (type-3 atoms get
+    no MLANet pairs and no MLANet energy), plus lj/cut on every pair with a type-3 atom; against MLANet on the water
+    alone (ASE) plus LAMMPS' lj/cut alone."""
+    root, calc = exported
+    water = SYSTEMS["water"]
+    extra = ase.Atoms("He2", positions=[[1.0, 1.0, 1.0], [6.0, 6.5, 7.0]])  # stands in for any other species
+    both = water + extra
+    from tests.lammps.conftest import read_dump, read_thermo, run_lammps, write_data
+    copy_model(root, tmp_path)
+    ase.io.write(tmp_path / "structure.data", both, format="lammps-data", specorder=["O", "H", "He"], masses=True,
+                 units="metal", atom_style="atomic")
+    run_lammps(tmp_path, HYBRID, nprocs)
+    hybrid_e = read_thermo((tmp_path / "log.lammps").read_text())["PotEng"]
+    hybrid = read_dump(tmp_path / "out.dump")
+    lj_dir = tmp_path / "lj"
+    lj_dir.mkdir()
+    ase.io.write(lj_dir / "structure.data", both, format="lammps-data", specorder=["O", "H", "He"], masses=True,
+                 units="metal", atom_style="atomic")
+    lj_only = HYBRID.replace('variable mlanet_elements string "O H NULL"\nvariable mlanet_overlay string '
+                             '"lj/cut 3.0"\ninclude model.lammps.in\npair_coeff 1*3 3 lj/cut 0.01 2.5',
+                             "pair_style lj/cut 3.0\npair_coeff * * 0.0 1.0\npair_coeff 1*3 3 0.01 2.5")
+    run_lammps(lj_dir, lj_only, nprocs)
+    lj_e = read_thermo((lj_dir / "log.lammps").read_text())["PotEng"]
+    lj = read_dump(lj_dir / "out.dump")
+    water = water.copy()
+    water.calc = calc
+    n = len(water)
+    assert abs(lj_e) > 1e-6  # the lj/cut term is there and differs from zero
+    assert hybrid_e == pytest.approx(water.get_potential_energy() + lj_e, rel=1e-10)
+    np.testing.assert_allclose(hybrid[:n, 2:5], water.get_forces() + lj[:n, 2:5], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(hybrid[n:, 2:5], lj[n:, 2:5], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(hybrid[n:, 5], lj[n:, 5], rtol=0, atol=1e-12)  # no MLANet energy on type 3

@@ -56,7 +56,7 @@ def test_mirrored_edges_match_full_list(structures, name):
     forces = []
     for graph, flag in ((full, False), (mirrored, True)):
         vec = graph.edge_vec.clone().requires_grad_(True)
-        atom_energy = model(vec, graph.species, graph.edge_index, None, flag)
+        atom_energy = model(vec, graph.species, graph.edge_index, mirrored=flag)
         grad, = torch.autograd.grad(atom_energy.sum(), vec)
         if flag:
             assert grad[half:].abs().max() == 0.0

@@ -1,0 +1,75 @@
+"""MLANet on one LAMMPS rank: its pairs in, energies of its atoms and dE/d rij of its pairs out.
+
+Every rank evaluates the pairs centred on its own (local) atoms. The model's layer loop fills the ghost rows of
+the node features between layers through the rank's GhostExchange (exchange.py), and autograd through the
+exchange gives fij = dE/d rij of the energy summed over all ranks (model/ghosts.py). On one rank the exchange is a
+gather from the rank's own atoms. Memory is bounded by the model's checkpointed chunks (MLANet.max_edges).
+"""
+
+from dataclasses import dataclass
+from typing import Any, Optional, Tuple
+
+import numpy as np
+import torch
+
+from ..model.forces import EnergyAndEdgeGradient
+from ..model.mlanet import MLANet
+from .exchange import GhostExchange
+
+
+@dataclass
+class RankPairs:
+    """One rank's input: rij [P,3] Å (x_j - x_i), pair_i [P] < nlocal, pair_j [P] < ntotal, species [ntotal],
+    atom IDs [ntotal] (local atoms first, then ghosts), on the model's device."""
+
+    rij: torch.Tensor
+    pair_i: torch.Tensor
+    pair_j: torch.Tensor
+    species: torch.Tensor
+    ids: np.ndarray
+    nlocal: int
+
+
+class RankEvaluator:
+    """The model of one rank and its ghost exchange, rebuilt when LAMMPS reneighbours (the atoms or ghosts change).
+
+    Args:
+        model: MLANet in the run's dtype, on `device`.
+        device: where the model runs.
+        max_pairs: (pair, layer) evaluations held at once (0: no bound); each layer then runs in checkpointed
+            chunks of at most max_pairs / num_layers pairs.
+        comm: mpi4py communicator of the LAMMPS instance, None on one rank.
+    """
+
+    def __init__(self, model: MLANet, device: torch.device, max_pairs: int, comm: Optional[Any]):
+        self.model, self.device, self.comm = model, device, comm
+        self.energy_grad = EnergyAndEdgeGradient(model)
+        self.max_edges = max_pairs // model.num_layers if max_pairs > 0 else 0
+        self.exchange: Optional[GhostExchange] = None
+        self._ids: Optional[np.ndarray] = None
+        self.rebuilds = 0  # exchange plans built since loading
+
+    def refresh_exchange(self, ids: np.ndarray, nlocal: int) -> GhostExchange:
+        """The exchange for these atoms: kept while every rank's atom IDs are unchanged (between reneighbourings),
+        else rebuilt on every rank together (collective)."""
+        same = (self.exchange is not None and self.exchange.nlocal == nlocal and self._ids is not None
+                and np.array_equal(self._ids, ids))
+        if self.comm is not None:
+            same = self.comm.allreduce(int(same), op=_mpi_min()) == 1
+        if not same:
+            self.exchange, self._ids = GhostExchange(ids, nlocal, self.comm, self.device), ids.copy()
+            self.rebuilds += 1
+        return self.exchange
+
+    def __call__(self, pairs: RankPairs) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(E_i [nlocal] eV, fij [P,3] eV/Å = dE/d rij of the energy of all ranks). Collective on several ranks."""
+        self.model.ghost_features.exchange = self.refresh_exchange(pairs.ids, pairs.nlocal)
+        edge_index = torch.stack([pairs.pair_i, pairs.pair_j])  # [2, P]
+        energy, fij = self.energy_grad(pairs.rij, pairs.species, edge_index, pairs.nlocal, self.max_edges)
+        return energy.detach(), fij.detach()
+
+
+def _mpi_min() -> Any:
+    from mpi4py import MPI
+
+    return MPI.MIN

@@ -1,0 +1,43 @@
+"""Run-time choices of the LAMMPS evaluator: one frozen object, read once from the environment.
+
+| variable | values | meaning |
+|---|---|---|
+| MLANET_MAX_PAIRS | auto (default), 0, N | pairs one layer evaluates at once before it runs in checkpointed chunks (bounds memory): auto = from the rank's share of its device's free memory at the first step; 0 = never chunk; N = that many (pair, layer) evaluations, i.e. N / num_layers pairs per chunk. Overrides the value the file was exported with. |
+"""
+
+import os
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+from ..errors import MLANetInputError
+
+
+def parse_max_pairs(text: str, where: str) -> Optional[int]:
+    """'auto' -> None; '0' or a positive whole number -> that int; anything else is an MLANetInputError naming
+    `where` (the one parser of max_pairs: mlanet-export --max-pairs and MLANET_MAX_PAIRS)."""
+    text = text.strip()
+    if text == "auto":
+        return None
+    if not text.isdigit():
+        raise MLANetInputError(where, f"{text!r} is neither auto nor a whole number",
+                               "use auto, 0 (never chunk) or the (pair, layer) evaluations one rank may hold at once, "
+                               "e.g. 1200000")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class LammpsSettings:
+    """max_pairs: (pair, layer) evaluations a rank holds at once; None: from free memory; 0: no bound."""
+
+    max_pairs: Optional[int] = None
+
+    @classmethod
+    def from_environment(cls, exported_max_pairs: Optional[int], environ: Mapping[str, str] = os.environ
+                         ) -> "LammpsSettings":
+        """The settings of this run: MLANET_MAX_PAIRS if set, else what the model file was exported with."""
+        if "MLANET_MAX_PAIRS" in environ:
+            return cls(max_pairs=parse_max_pairs(environ["MLANET_MAX_PAIRS"], "MLANET_MAX_PAIRS"))
+        return cls(max_pairs=exported_max_pairs)
+
+    def describe(self) -> str:
+        return f"max_pairs={'auto' if self.max_pairs is None else self.max_pairs}"

@@ -1,0 +1,66 @@
+"""The LAMMPS include snippet written next to an exported model, and the check it runs before loading the model.
+
+The snippet sets what the model needs and nothing else (no neighbor or comm_modify settings: LAMMPS' default ghost
+cutoff, r_cut + skin, is enough, since ranks exchange ghost features between layers). It requires the user to name
+the element of each atom type (variable mlanet_elements), checks the model file's sha256 before pair_style unpickles
+it, and hands the model its LAMMPS instance (handle.py).
+"""
+
+import hashlib
+from pathlib import Path
+from typing import List
+
+from .errors import MLANetLammpsError
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_model_file(path: str, sha256: str) -> None:
+    """LAMMPS `python mlanet_check_file` target: stop before pair_style loads `path` unless it is the exported file."""
+    if not Path(path).is_file():
+        raise MLANetLammpsError(f"MLANet model file {path} not found: set -var mlanet_model PATH (the .mliap.pt "
+                                "written by mlanet-export) or run from the directory the snippet expects")
+    found = file_sha256(path)
+    if found != sha256:
+        raise MLANetLammpsError(f"MLANet model file {path} has sha256 {found[:12]}..., not the {sha256[:12]}... this "
+                                "snippet was exported with: use the .lammps.in written together with that model "
+                                "file (mlanet-export writes both)")
+
+
+def snippet_text(model_path: Path, sha256: str, elements: List[str], description: str) -> str:
+    """The include file for the model at `model_path` (written as an absolute, quoted default of mlanet_model)."""
+    order = " ".join(elements)
+    return f"""# MLANet potential {model_path.name}: {description}
+# Use in a LAMMPS input (units metal), after read_data and before run:
+#   variable mlanet_elements string "{order}"    # REQUIRED: the element of each atom type, in type order
+#   include {model_path.name.removesuffix('.pt').removesuffix('.mliap')}.lammps.in
+# Model file: variable mlanet_model (default below; override with -var mlanet_model PATH). Like every ML-IAP unified
+# model, the file is pickled Python code: load only files you trust. Its sha256 is checked before it is loaded.
+# With other pair styles: variable mlanet_overlay string "lj/cut 10.0" (the other styles and their arguments) before
+# the include makes it pair_style hybrid/overlay; map the types MLANet should not see to NULL in mlanet_elements and
+# give the other styles' pair_coeff lines after the include.
+if "$(is_defined(variable,mlanet_elements)) == 0" then &
+  "print 'ERROR: MLANet needs the element of each atom type: define variable mlanet_elements (for example {order}, in type order) before this include'" &
+  "quit 1"
+variable mlanet_model index "{model_path.resolve()}"
+python source here "from mlanet_lammps.lammps.snippet import check_model_file as mlanet_check_file"
+python mlanet_check_file input 2 v_mlanet_model {sha256} format ss exists
+python mlanet_check_file invoke
+newton on
+if "$(is_defined(variable,mlanet_overlay))" then &
+  "pair_style hybrid/overlay mliap unified ${{mlanet_model}} 0 ${{mlanet_overlay}}" &
+  "pair_coeff * * mliap ${{mlanet_elements}}" &
+else &
+  "pair_style mliap unified ${{mlanet_model}} 0" &
+  "pair_coeff * * ${{mlanet_elements}}"
+# hand MLANet this LAMMPS instance (atom IDs, MPI communicator, units, masses): required
+python source here "from mlanet_lammps.lammps.handle import attach as mlanet_attach"
+python mlanet_attach input 1 SELF format p exists
+python mlanet_attach invoke
+"""

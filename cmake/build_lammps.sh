@@ -47,6 +47,7 @@ Options:
   --cmake-arg ARG    extra argument for the CMake configure step (repeatable)
   --install-deps     apt-get install the build prerequisites first (needs root)
   --force            rebuild / reinstall even if the cache says it is up to date
+  --no-patches       build stock LAMMPS: apply none of cmake/patches (use with a pristine --source)
   -h, --help         this help
 
 Cache: $CACHE
@@ -62,6 +63,7 @@ PRESET="$SCRIPT_DIR/lammps-cpu.cmake"
 JOBS=""
 INSTALL_DEPS=0
 FORCE=0
+NO_PATCHES=0
 EXTRA_CMAKE_ARGS=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -77,6 +79,7 @@ while [[ $# -gt 0 ]]; do
     --cmake-arg=*) EXTRA_CMAKE_ARGS+=("${1#*=}"); shift ;;
     --install-deps) INSTALL_DEPS=1; shift ;;
     --force) FORCE=1; shift ;;
+    --no-patches) NO_PATCHES=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown argument: $1" ;;
   esac
@@ -312,7 +315,7 @@ preset_files() {  # the preset plus any preset it include()s from the same folde
 }
 # our fixes to the LAMMPS source (cmake/patches/*.patch, applied in name order; see each file's header)
 PATCHES=()
-for f in "$SCRIPT_DIR"/patches/*.patch; do [[ -f $f ]] && PATCHES+=("$f"); done
+[[ $NO_PATCHES == 1 ]] || for f in "$SCRIPT_DIR"/patches/*.patch; do [[ -f $f ]] && PATCHES+=("$f"); done
 patches_id() { cat "${PATCHES[@]+"${PATCHES[@]}"}" /dev/null | sha256sum | cut -c1-12; }
 
 apply_patches() {  # apply each patch once to $1; a patch already in the source is skipped

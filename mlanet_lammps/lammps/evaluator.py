@@ -63,9 +63,11 @@ class RankEvaluator:
 
     def __call__(self, pairs: RankPairs) -> Tuple[torch.Tensor, torch.Tensor]:
         """(E_i [nlocal] eV, fij [P,3] eV/Å = dE/d rij of the energy of all ranks). Collective on several ranks."""
-        self.model.ghost_features.exchange = self.refresh_exchange(pairs.ids, pairs.nlocal)
-        edge_index = torch.stack([pairs.pair_i, pairs.pair_j])  # [2, P]
-        energy, fij = self.energy_grad(pairs.rij, pairs.species, edge_index, pairs.nlocal, self.max_edges)
+        exchange = self.refresh_exchange(pairs.ids, pairs.nlocal)
+        self.model.ghost_features.exchange = exchange
+        edge_index = torch.stack([pairs.pair_i, exchange.node_of.index_select(0, pairs.pair_j)])  # [2, P] into rows
+        species = pairs.species.index_select(0, exchange.rows)  # [nlocal + R]
+        energy, fij = self.energy_grad(pairs.rij, species, edge_index, pairs.nlocal, self.max_edges)
         return energy.detach(), fij.detach()
 
 

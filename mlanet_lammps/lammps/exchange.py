@@ -44,6 +44,7 @@ class GhostExchange:
 
     Example:
         >>> exchange = GhostExchange(ids, nlocal, None, torch.device("cpu"))
+        >>> pair_j = exchange.node_of[pair_j]  # rows of the node features [exchange.num_rows, F]
         >>> exchange.forward_exchange(src, dst, src.shape[1])  # dst[nlocal:] = the owners' rows of src
     """
 
@@ -80,12 +81,16 @@ class GhostExchange:
         def on_device(index: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(np.ascontiguousarray(index, dtype=np.int64)).to(device)
 
-        mine = np.flatnonzero(g_rank == rank)
-        self.self_rows = on_device(nlocal + mine)  # ghost rows whose owner is local
-        self.self_source = on_device(g_index[mine])  # and their owners
         remote = np.flatnonzero(g_rank != rank)
         remote = remote[np.argsort(g_rank[remote], kind="stable")]  # grouped by owner rank, as Alltoallv delivers
-        self.recv_rows = on_device(nlocal + remote)
+        node_of = np.arange(len(ids), dtype=np.int64)
+        mine = np.flatnonzero(g_rank == rank)
+        node_of[nlocal + mine] = g_index[mine]
+        node_of[nlocal + remote] = nlocal + np.arange(len(remote))
+        self.node_of = on_device(node_of)  # [ntotal] LAMMPS atom -> row of the node features
+        self.rows = on_device(np.concatenate([np.arange(nlocal), nlocal + remote]))  # [nlocal + R] row -> LAMMPS atom
+        self.num_rows = nlocal + len(remote)
+        self.recv_rows = on_device(nlocal + np.arange(len(remote)))
         self.recv_counts = np.bincount(g_rank[remote], minlength=size).astype(np.int64)
         if comm is None:
             self.send_counts, send_index = self.recv_counts, np.zeros(0, dtype=np.int64)
@@ -104,20 +109,20 @@ class GhostExchange:
         return torch.from_numpy(recv).to(rows.device)
 
     def forward_exchange(self, src: torch.Tensor, dst: torch.Tensor, width: int) -> None:
-        """dst[:nlocal] = src[:nlocal]; dst's ghost rows = their owners' rows of src (on whichever rank)."""
+        """src, dst [num_rows, width]: dst[:nlocal] = src[:nlocal]; each ghost row of dst = its owner's row of src
+        on the owner's rank."""
         n = self.nlocal
         dst[:n] = src[:n]
-        dst[self.self_rows] = src.index_select(0, self.self_source)
         if self.comm is not None:
             dst[self.recv_rows] = self._alltoallv(src.index_select(0, self.send_index), self.send_counts,
                                                   self.recv_counts)
 
     def reverse_exchange(self, src: torch.Tensor, dst: torch.Tensor, width: int) -> None:
-        """dst[:nlocal] = src[:nlocal] + the src rows of all ghost copies of each local atom; dst[nlocal:] = 0."""
+        """src, dst [num_rows, width]: dst[:nlocal] = src[:nlocal] + the src rows of every ghost copy of that atom
+        on the other ranks; dst[nlocal:] = 0."""
         n = self.nlocal
         dst.zero_()
         dst[:n] = src[:n]
-        dst.index_add_(0, self.self_source, src.index_select(0, self.self_rows))
         if self.comm is not None:
             received = self._alltoallv(src.index_select(0, self.recv_rows), self.recv_counts, self.send_counts)
             dst.index_add_(0, self.send_index, received)
@@ -125,4 +130,5 @@ class GhostExchange:
     def __repr__(self) -> str:
         ranks = 1 if self.comm is None else self.comm.Get_size()
         return (f"{self.__class__.__name__}(nlocal={self.nlocal}, ghosts={self.num_ghosts}, "
-                f"from_local={self.self_rows.numel()}, from_other_ranks={self.recv_rows.numel()}, ranks={ranks})")
+                f"folded={self.num_ghosts - self.recv_rows.numel()}, from_other_ranks={self.recv_rows.numel()}, "
+                f"ranks={ranks})")

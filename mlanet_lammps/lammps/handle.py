@@ -16,6 +16,8 @@ from .errors import MLANetLammpsError
 
 # models connected to a pair style since the last `python mlanet_attach invoke`; attach hands them the instance
 _waiting: "weakref.WeakSet[Any]" = weakref.WeakSet()
+# every model attached in this process (read by tests and benchmarks: the evaluator's counters)
+attached: "weakref.WeakSet[Any]" = weakref.WeakSet()
 
 MISSING = ("this LAMMPS input did not hand MLANet its LAMMPS instance: include the exported .lammps.in (its "
            "'python mlanet_attach' lines must follow its pair_style line) instead of writing pair_style by hand")
@@ -37,6 +39,7 @@ def attach(ptr: Any) -> None:
     handle = lammps(ptr=ptr)
     for model in list(_waiting):
         model.lammps_handle = handle
+        attached.add(model)
     _waiting.clear()
 
 

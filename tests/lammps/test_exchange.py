@@ -1,5 +1,6 @@
 """The ghost exchange (lammps/exchange.py) inside the model's layer loop: the forward exchange moves the owners'
-rows and the reverse is its adjoint, and a water box split into local atoms and ghost copies gives each atom's
+rows and the reverse is its adjoint, ghosts of the rank's own atoms are folded onto them, and a water box split
+into local atoms and ghost copies gives each atom's
 energy and every pair's dE/d rij of the whole box, whole and in checkpointed chunks: on one process (every owner
 local, no MPI) and under mpirun on 3 ranks (one owns no atom)."""
 
@@ -41,10 +42,12 @@ def split_box_errors(comm, rank, atom_owner, max_edges):
     # every pair gets a ghost copy of its neighbour (LAMMPS: periodic images and other ranks' atoms)
     ghost_of = neighbor[pairs]
     nodes = np.concatenate([local, ghost_of])
-    edge_index = torch.from_numpy(np.stack([position[center[pairs]], len(local) + np.arange(len(pairs))]))
-    model.ghost_features.exchange = GhostExchange(nodes + 1, len(local), comm, torch.device("cpu"))
-    e, fij = EnergyAndEdgeGradient(model)(graph.edge_vec[pairs], graph.species[torch.from_numpy(nodes)], edge_index,
-                                          len(local), max_edges)
+    exchange = GhostExchange(nodes + 1, len(local), comm, torch.device("cpu"))
+    model.ghost_features.exchange = exchange
+    j = exchange.node_of[torch.from_numpy(len(local) + np.arange(len(pairs)))]  # rows; own atoms' images folded
+    edge_index = torch.stack([torch.from_numpy(position[center[pairs]]), j])
+    species = graph.species[torch.from_numpy(nodes)][exchange.rows]
+    e, fij = EnergyAndEdgeGradient(model)(graph.edge_vec[pairs], species, edge_index, len(local), max_edges)
     err = lambda a, b: float(np.abs(a.detach().numpy() - b.detach().numpy()).max(initial=0.0))
     return {"energy_error": err(e, energies[local]), "fij_error": err(fij, full_grad[pairs]),
             "fij_scale": float(full_grad.abs().max()), "pairs": int(len(pairs)), "nlocal": int(len(local))}
@@ -65,15 +68,19 @@ owner = rng.integers(0, 2, len(ids))  # rank 2 owns no atom
 local_ids = ids[owner == rank]
 ghost_ids = np.random.default_rng(rank + 1).choice(ids, 25)  # also the rank's own atoms (periodic images)
 feature = lambda t: np.stack([t, (t * t) % 97, -0.5 * t], 1).astype(np.float64)
-exchange = GhostExchange(np.concatenate([local_ids, ghost_ids]), len(local_ids), comm, torch.device("cpu"))
-x = torch.from_numpy(np.concatenate([feature(local_ids), np.zeros((25, 3))]))
+all_ids = np.concatenate([local_ids, ghost_ids])
+exchange = GhostExchange(all_ids, len(local_ids), comm, torch.device("cpu"))
+row_ids = all_ids[exchange.rows.numpy()]  # local atoms, then the ghosts of other ranks' atoms
+remote = len(row_ids) - len(local_ids)
+out = {"folded_ok": bool((row_ids[exchange.node_of.numpy()] == all_ids).all()), "remote": int(remote)}
+x = torch.from_numpy(np.concatenate([feature(local_ids), np.zeros((remote, 3))]))
 ghost = torch.empty_like(x)
 exchange.forward_exchange(x, ghost, 3)
-out = {"forward_error": float(np.abs(ghost.numpy() - feature(np.concatenate([local_ids, ghost_ids]))).max())}
-y = torch.from_numpy(np.random.default_rng(rank + 10).normal(size=(len(local_ids) + 25, 3)))
+out["forward_error"] = float(np.abs(ghost.numpy() - feature(row_ids)).max())
+y = torch.from_numpy(np.random.default_rng(rank + 10).normal(size=(len(row_ids), 3)))
 back = torch.empty_like(y)
 exchange.reverse_exchange(y, back, 3)
-all_ghost_ids = np.concatenate(comm.allgather(ghost_ids))
+all_ghost_ids = np.concatenate(comm.allgather(row_ids[len(local_ids):]))
 all_y = np.concatenate(comm.allgather(y.numpy()[len(local_ids):]))
 expected = np.array([y.numpy()[i] + all_y[all_ghost_ids == t].sum(0) for i, t in enumerate(local_ids)]).reshape(-1, 3)
 out["reverse_error"] = float(np.abs(back.numpy()[:len(local_ids)] - expected).max(initial=0.0))
@@ -120,6 +127,7 @@ def test_three_ranks_exchange_and_split_box_are_exact():
     assert sorted(r["nlocal_0"] for r in results)[0] == 0  # rank 2 owns no atom and still takes part
     assert max(r["pairs_0"] for r in results) > 3 * 350  # the chunked evaluation runs in several chunks
     for r in results:
+        assert r["folded_ok"] and r["remote"] > 0  # images of own atoms folded, other ranks' atoms exchanged
         assert r["forward_error"] == 0.0
         assert r["reverse_error"] < 1e-12
         assert r["ghost_rows_zero"]

@@ -1,6 +1,8 @@
 """LAMMPS (pair_style mliap unified, exported MLANet) against the ASE calculator, and across MPI rank counts,
 in float64: energies, per-atom energies, forces and virial pressure."""
 
+import re
+
 import ase
 import ase.build
 import ase.io
@@ -208,3 +210,31 @@ def test_hybrid_overlay_with_null_types(exported, tmp_path, nprocs):
     np.testing.assert_allclose(hybrid[:n, 2:5], water.get_forces() + lj[:n, 2:5], rtol=0, atol=1e-8)
     np.testing.assert_allclose(hybrid[n:, 2:5], lj[n:, 2:5], rtol=0, atol=1e-12)
     np.testing.assert_allclose(hybrid[n:, 5], lj[n:, 5], rtol=0, atol=1e-12)  # no MLANet energy on type 3
+
+
+REBUILDS = """units metal
+atom_style atomic
+read_data structure.data
+variable mlanet_elements string "H O"
+include model.lammps.in
+neighbor 1.0 bin
+neigh_modify every 10 delay 0 check no
+velocity all create 300 4 mom yes
+fix 1 all nve
+timestep 0.0005
+run 30
+python source here "from mlanet_lammps.lammps.handle import attached; [print('MLANET_REBUILDS', m._evaluator.rebuilds, flush=True) for m in attached]"
+"""
+
+
+def test_exchange_plan_is_rebuilt_only_when_lammps_reneighbours(exported, tmp_path):
+    """30 MD steps on 2 ranks, reneighbouring every 10: the ghost exchange is built at most once per neighbour list
+    (at the start and after each of LAMMPS' builds), not every step."""
+    from tests.lammps.conftest import run_lammps, write_data
+    copy_model(exported[0], tmp_path)
+    write_data(SYSTEMS["water"], tmp_path / "structure.data", ["H", "O"])
+    proc = run_lammps(tmp_path, REBUILDS, nprocs=2)
+    builds = int(re.search(r"Neighbor list builds = (\d+)", proc.stdout).group(1))
+    rebuilds = [int(x) for x in re.findall(r"MLANET_REBUILDS (\d+)", proc.stdout)]
+    assert builds == 3 and len(rebuilds) == 2
+    assert all(2 <= r <= builds + 1 for r in rebuilds), rebuilds

@@ -116,7 +116,8 @@ class MLANetMLIAP(MLIAPUnified):
         if handle is None:
             raise MLANetLammpsError(MISSING)
         nlocal, ntotal = int(data.nlocal), int(data.ntotal)
-        elems = np.asarray(data.elems, dtype=np.int64)[:ntotal]
+        # a rank without atoms or ghosts has no elems array (ML-IAP raises on reading it)
+        elems = np.asarray(data.elems, dtype=np.int64)[:ntotal] if ntotal else np.zeros(0, dtype=np.int64)
         if self._evaluator is None:
             comm = handle.get_mpi_comm()
             comm = comm if comm is not None and comm.Get_size() > 1 else None

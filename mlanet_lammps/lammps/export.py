@@ -33,7 +33,8 @@ def export(checkpoint: str | Path, output: str | Path, dtype: str = "float64", d
     torch_dtype = parse_dtype(dtype, "--dtype")
     check_device_name(device, "--device")
     if max_pairs is not None and max_pairs < 0:
-        raise MLANetInputError("--max-pairs", f"{max_pairs} is negative", "use auto, 0 (never chunk) or a positive count")
+        raise MLANetInputError("--max-pairs", f"{max_pairs} is negative",
+                               "use auto, 0 (never chunk) or a positive count")
     output = Path(output)
     if not output.name.endswith(".pt"):
         raise MLANetInputError(str(output), "LAMMPS loads unified models from files ending in .pt",
@@ -44,7 +45,7 @@ def export(checkpoint: str | Path, output: str | Path, dtype: str = "float64", d
     metadata = {"package_version": __version__, "checkpoint": str(Path(checkpoint).resolve()),
                 "checkpoint_epoch": payload.get("epoch"), "training_data_sha256": payload.get("data_sha256"),
                 "validation_metrics": payload.get("metrics"), "model_config": payload["model_config"],
-                "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+                "exported": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
     wrapper = MLANetMLIAP(config.to_dict(), {k: v.detach().cpu() for k, v in model.state_dict().items()}, dtype,
                           device, max_pairs, bytes_per_pair(config.channels, config.l_max, torch_dtype.itemsize),
                           metadata)

@@ -25,7 +25,7 @@ LOCAL_RANK_VARS = ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCAL
 LOCAL_SIZE_VARS = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "PMI_LOCAL_SIZE")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _node_placement() -> Tuple[int, int]:
     """(rank, size) of this process among the MPI ranks on its node.
 

@@ -1,8 +1,8 @@
 """Run-time choices of the LAMMPS evaluator: one frozen object, read once from the environment.
 
-| variable | values | meaning |
-|---|---|---|
-| MLANET_MAX_PAIRS | auto (default), 0, N | pairs one layer evaluates at once before it runs in checkpointed chunks (bounds memory): auto = from the rank's share of its device's free memory at the first step; 0 = never chunk; N = that many (pair, layer) evaluations, i.e. N / num_layers pairs per chunk. Overrides the value the file was exported with. |
+MLANET_MAX_PAIRS = auto (default) | 0 | N: the (pair, layer) evaluations a rank holds at once before each layer runs
+in checkpointed chunks of N / num_layers pairs (bounds memory). auto: from the rank's share of its device's free
+memory at the first step; 0: never chunk. Overrides the value the model file was exported with.
 """
 
 import os

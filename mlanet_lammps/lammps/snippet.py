@@ -46,7 +46,8 @@ def snippet_text(model_path: Path, sha256: str, elements: List[str], description
 # the include makes it pair_style hybrid/overlay; map the types MLANet should not see to NULL in mlanet_elements and
 # give the other styles' pair_coeff lines after the include.
 if "$(is_defined(variable,mlanet_elements)) == 0" then &
-  "print 'ERROR: MLANet needs the element of each atom type: define variable mlanet_elements (for example {order}, in type order) before this include'" &
+  "print 'ERROR: MLANet needs the element of each atom type:'" &
+  "print 'define variable mlanet_elements (for example {order}, in type order) before this include'" &
   "quit 1"
 variable mlanet_model index "{model_path.resolve()}"
 python source here "from mlanet_lammps.lammps.snippet import check_model_file as mlanet_check_file"

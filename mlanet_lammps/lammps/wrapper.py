@@ -123,7 +123,8 @@ class MLANetMLIAP(MLIAPUnified):
             comm = comm if comm is not None and comm.Get_size() > 1 else None
             self._evaluator = on_all_ranks(comm, lambda: self.start(handle, comm, nlocal, ntotal, elems))
         evaluator = self._evaluator
-        species, ids = on_all_ranks(evaluator.comm, lambda: (self.species(elems, nlocal), atom_ids(handle, nlocal, ntotal)))
+        species, ids = on_all_ranks(evaluator.comm,
+                                    lambda: (self.species(elems, nlocal), atom_ids(handle, nlocal, ntotal)))
         device, dtype = evaluator.device, DTYPES[self.dtype]
         if int(data.npairs) > 0:
             rij = torch.from_numpy(np.asarray(data.rij, dtype=np.float64))
@@ -144,7 +145,8 @@ class MLANetMLIAP(MLIAPUnified):
         model = model.to(device=device, dtype=DTYPES[self.dtype]).eval().requires_grad_(False)
         max_pairs = settings.max_pairs
         if max_pairs is None:
-            max_pairs = auto_max_pairs(device, self.bytes_per_pair, ranks_sharing(device, self.device in ("cuda", "auto")))
+            sharing = ranks_sharing(device, self.device in ("cuda", "auto"))
+            max_pairs = auto_max_pairs(device, self.bytes_per_pair, sharing)
         if comm is None or comm.Get_rank() == 0:
             ranks = 1 if comm is None else comm.Get_size()
             print(f"mlanet_lammps: {self!r} on {ranks} MPI rank(s), {device}; {settings.describe()} "

@@ -79,7 +79,8 @@ class CompiledEnergyAndEdgeGradient(nn.Module):
         vector per pair and edge_index [2, 2E] the pairs, then the same pairs reversed."""
 
         def total(vec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            atom_energy = self.model(torch.cat([vec, -vec]) if mirrored else vec, species, edge_index, mirrored=mirrored)
+            edges = torch.cat([vec, -vec]) if mirrored else vec
+            atom_energy = self.model(edges, species, edge_index, mirrored=mirrored)
             return atom_energy.sum(), atom_energy
 
         grad, atom_energy = torch.func.grad(total, has_aux=True)(edge_vec)

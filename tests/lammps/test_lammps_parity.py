@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from mlanet_lammps.calculator import MLANetCalculator
-from mlanet_lammps.lammps.export import export
 from mlanet_lammps.checkpoint import save_checkpoint
+from mlanet_lammps.lammps.export import export
 from tests.conftest import FORMATE, WATER, make_model
 from tests.lammps.conftest import NKTV2P_METAL, single_point
 
@@ -185,7 +185,7 @@ def test_hybrid_overlay_with_null_types(exported, tmp_path, nprocs):
     water = SYSTEMS["water"]
     extra = ase.Atoms("He2", positions=[[1.0, 1.0, 1.0], [6.0, 6.5, 7.0]])  # stands in for any other species
     both = water + extra
-    from tests.lammps.conftest import read_dump, read_thermo, run_lammps, write_data
+    from tests.lammps.conftest import read_dump, read_thermo, run_lammps
     copy_model(root, tmp_path)
     ase.io.write(tmp_path / "structure.data", both, format="lammps-data", specorder=["O", "H", "He"], masses=True,
                  units="metal", atom_style="atomic")
@@ -223,7 +223,8 @@ velocity all create 300 4 mom yes
 fix 1 all nve
 timestep 0.0005
 run 30
-python source here "from mlanet_lammps.lammps.handle import attached; [print('MLANET_REBUILDS', m._evaluator.rebuilds, flush=True) for m in attached]"
+python source here "from mlanet_lammps.lammps.handle import attached"
+python source here "[print('MLANET_REBUILDS', m._evaluator.rebuilds) for m in attached]"
 """
 
 

@@ -46,7 +46,8 @@ def test_nve_energy_conservation(trained_water):
     n_atoms = 192
     deviation = np.abs(etotal - etotal[0]).max() / n_atoms * 1000.0  # meV/atom
     drift = (etotal[-1] - etotal[0]) / n_atoms * 1000.0
-    print(f"\nNVE water 192 atoms, 2000 x 0.5 fs: max |E - E0| {deviation:.4f} meV/atom, end drift {drift:.4f} meV/atom, "
+    print(f"\nNVE water 192 atoms, 2000 x 0.5 fs: max |E - E0| {deviation:.4f} meV/atom, "
+          f"end drift {drift:.4f} meV/atom, "
           f"T {temp.min():.0f}-{temp.max():.0f} K")
     assert temp.max() < 1500.0  # the structure holds together
     assert deviation < 0.5

@@ -22,7 +22,8 @@ def test_mpi4py_driver_matches_lmp_binary(tmp_path):
     ref = read_thermo((tmp_path / "log.lammps").read_text())
     proc = subprocess.run(["mpirun", "-np", "2", sys.executable, str(inputs / "run_water.py"), "--model",
                            str(tmp_path / "m"), "--var", "nvt_steps", "10", "--var", "nve_steps", "10",
-                           "--log", str(tmp_path / "log.py")], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+                           "--log", str(tmp_path / "log.py")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     found = re.search(r"final potential energy (\S+) eV, total energy (\S+) eV on 2 rank", proc.stdout)
     assert found, proc.stdout[-2000:]

@@ -123,12 +123,16 @@ class MLANet(nn.Module):
         num_nodes = species.shape[0]
         n = num_nodes if num_local < 0 else num_local
         center, neighbor = edge_index[0], edge_index[1]
-        sh, radial, env, dist = self.edge_features(edge_vec, mirrored)
+        chunked = max_edges > 0 and center.shape[0] > max_edges
+        if chunked:  # each chunk computes its own edge features, so their autograd memory is that of one chunk too
+            sh, radial, env, dist = edge_vec, edge_vec, edge_vec, torch.linalg.norm(edge_vec, dim=-1)
+        else:
+            sh, radial, env, dist = self.edge_features(edge_vec, mirrored)
         z, h = self.node_features(species)  # [N, embed_dim], [N, channels]: no exchange needed before layer 0
         scalars: List[torch.Tensor] = []
         for k in range(self.num_layers):
-            if max_edges > 0 and center.shape[0] > max_edges:
-                h = self.chunked_interaction(k, h, z, sh, radial, env, center, neighbor, n, max_edges)
+            if chunked:
+                h = self.chunked_interaction(k, h, z, edge_vec, center, neighbor, n, max_edges)
             else:
                 h = self.interaction(k, h, z, sh, radial, env, center, neighbor, n, mirrored)  # [n, irreps_k]
             scalars.append(h[:, :self.num_scalars])
@@ -169,12 +173,12 @@ class MLANet(nn.Module):
         return h
 
     @torch.jit.unused
-    def chunked_interaction(self, k: int, h: torch.Tensor, z: torch.Tensor, sh: torch.Tensor, radial: torch.Tensor,
-                            env: torch.Tensor, center: torch.Tensor, neighbor: torch.Tensor, num_centers: int,
-                            max_edges: int) -> torch.Tensor:
+    def chunked_interaction(self, k: int, h: torch.Tensor, z: torch.Tensor, edge_vec: torch.Tensor,
+                            center: torch.Tensor, neighbor: torch.Tensor, num_centers: int, max_edges: int
+                            ) -> torch.Tensor:
         """interaction() over consecutive ranges of centre atoms with at most max_edges edges each (one atom's edges
-        if that is more), each range checkpointed: its activations are recomputed in the backward pass, so the
-        autograd memory is that of one range. Same result as interaction()."""
+        if that is more), each range with its edge features and checkpointed: its activations are recomputed in the
+        backward pass, so the autograd memory is that of one range. Same result as interaction()."""
         counts = torch.bincount(center, minlength=num_centers)
         ends = torch.cumsum(counts, 0).tolist()  # edges centred on atoms [0, i]
         order = torch.argsort(center, stable=True)
@@ -191,16 +195,15 @@ class MLANet(nn.Module):
             position = torch.full((h.shape[0],), -1, dtype=torch.long, device=h.device)
             position[nodes] = torch.arange(nodes.shape[0], device=h.device)
 
-            def layer(h: torch.Tensor, z: torch.Tensor, sh: torch.Tensor, radial: torch.Tensor, env: torch.Tensor,
-                      edges: torch.Tensor = edges, nodes: torch.Tensor = nodes, first: int = first,
-                      last: int = last, neighbors: torch.Tensor = neighbors, position: torch.Tensor = position
-                      ) -> torch.Tensor:
-                return self.interaction(k, h.index_select(0, nodes), z.index_select(0, nodes),
-                                        sh.index_select(0, edges), radial.index_select(0, edges),
-                                        env.index_select(0, edges), center.index_select(0, edges) - first,
-                                        position.index_select(0, neighbors), last - first)
+            def layer(h: torch.Tensor, z: torch.Tensor, edge_vec: torch.Tensor, edges: torch.Tensor = edges,
+                      nodes: torch.Tensor = nodes, first: int = first, last: int = last,
+                      neighbors: torch.Tensor = neighbors, position: torch.Tensor = position) -> torch.Tensor:
+                sh, radial, env, _ = self.edge_features(edge_vec.index_select(0, edges))  # [E_c, ...]
+                return self.interaction(k, h.index_select(0, nodes), z.index_select(0, nodes), sh, radial, env,
+                                        center.index_select(0, edges) - first, position.index_select(0, neighbors),
+                                        last - first)
 
-            outs.append(checkpoint(layer, h, z, sh, radial, env, use_reentrant=False))  # [last - first, irreps]
+            outs.append(checkpoint(layer, h, z, edge_vec, use_reentrant=False))  # [last - first, irreps]
         return torch.cat(outs)
 
     def atom_energy(self, scalars: List[torch.Tensor], species: torch.Tensor, dist: torch.Tensor,

@@ -45,9 +45,19 @@ def lammps_error(model_dir, tmp_path, atoms, elements="O H", extra="", units="me
 
 
 @pytest.mark.lammps
-def test_type_mapped_to_element_the_model_does_not_know(model_dir, tmp_path, water_atoms):
-    out = lammps_error(model_dir, tmp_path, water_atoms, elements="O N")
-    assert "pair_coeff maps LAMMPS atom types to N, which this MLANet model does not know (it knows H O)" in out
+@pytest.mark.parametrize("setup,expected", [
+    ({"elements": "O N"}, ["pair_coeff maps LAMMPS atom types to N, which this MLANet model does not know "
+                           "(it knows H O)"]),
+    ({"elements": "H O"}, ["atom type 1 has mass 15.999 (that of O) but pair_coeff maps it to H",
+                           "set mlanet_elements to one element per atom type in type order"]),
+    ({"elements": ""}, ["MLANet needs the element of each atom type:", "define variable mlanet_elements"]),
+    ({"units": "real"}, ["LAMMPS units are 'real' but MLANet works in Å and eV: put 'units metal'"]),
+    ({"extra": "newton off on"}, ["requires newton pair on"]),
+], ids=["unknown-element", "swapped-elements", "no-element-order", "units-real", "newton-off"])
+def test_bad_setup_gives_one_clear_error(model_dir, tmp_path, water_atoms, setup, expected):
+    out = lammps_error(model_dir, tmp_path, water_atoms, **setup)
+    for text in expected:
+        assert text in out
 
 
 @pytest.mark.lammps
@@ -64,31 +74,6 @@ def test_error_on_one_rank_stops_every_rank(model_dir, tmp_path, water_atoms):
     message = "which this MLANet model does not know (it knows H O)"
     assert out.count(message) >= 2, out[-3000:]  # printed by each rank
     assert "MPI rank 0: pair_coeff maps LAMMPS atom types to N" in out
-
-
-@pytest.mark.lammps
-def test_swapped_element_order_is_caught_by_masses(model_dir, tmp_path, water_atoms):
-    out = lammps_error(model_dir, tmp_path, water_atoms, elements="H O")
-    assert "atom type 1 has mass 15.999 (that of O) but pair_coeff maps it to H" in out
-    assert "set mlanet_elements to one element per atom type in type order" in out
-
-
-@pytest.mark.lammps
-def test_missing_element_order_is_an_error(model_dir, tmp_path, water_atoms):
-    out = lammps_error(model_dir, tmp_path, water_atoms, elements="")
-    assert "MLANet needs the element of each atom type:" in out and "define variable mlanet_elements" in out
-
-
-@pytest.mark.lammps
-def test_units_other_than_metal_are_refused(model_dir, tmp_path, water_atoms):
-    out = lammps_error(model_dir, tmp_path, water_atoms, units="real")
-    assert "LAMMPS units are 'real' but MLANet works in Å and eV: put 'units metal'" in out
-
-
-@pytest.mark.lammps
-def test_newton_off_is_refused(model_dir, tmp_path, water_atoms):
-    out = lammps_error(model_dir, tmp_path, water_atoms, extra="newton off on")
-    assert "requires newton pair on" in out
 
 
 @pytest.mark.lammps

@@ -51,8 +51,9 @@ class ExchangeGhostFeatures(torch.autograd.Function):
 class GhostFeatures(nn.Module):
     """The step between two layers that fills the ghost rows: forward(local [n, F], num_nodes N) -> [N, F].
 
-    Without ghosts (n == N: training, ASE) it returns `local` itself. With ghosts it needs `exchange` (a
-    GhostExchange), which the caller sets for the current atoms (LAMMPS: mlanet_lammps/lammps/evaluator.py).
+    Without an exchange (training, ASE: n == N) it returns `local` itself. With one (LAMMPS:
+    mlanet_lammps/lammps/evaluator.py sets it for the current atoms) every call exchanges, also on a process with
+    no ghost rows: the exchange is collective, and other processes may hold ghosts of this one's atoms.
 
     Example:
         >>> model.ghost_features.exchange = exchange  # before evaluating a LAMMPS rank's atoms
@@ -63,15 +64,15 @@ class GhostFeatures(nn.Module):
         self.exchange: Optional[GhostExchange] = None
 
     def forward(self, local: torch.Tensor, num_nodes: int) -> torch.Tensor:
-        if local.shape[0] == num_nodes:
+        if self.exchange is None:
+            if local.shape[0] != num_nodes:
+                raise RuntimeError(f"{num_nodes - local.shape[0]} ghost atoms but no ghost exchange set "
+                                   "(model.ghost_features.exchange)")
             return local
         return self.exchanged(local, num_nodes)
 
     @torch.jit.unused
     def exchanged(self, local: torch.Tensor, num_nodes: int) -> torch.Tensor:
-        if self.exchange is None:
-            raise RuntimeError(f"{num_nodes - local.shape[0]} ghost atoms but no ghost exchange set "
-                               "(model.ghost_features.exchange)")
         ghosts = local.new_zeros((num_nodes - local.shape[0], local.shape[1]))
         return ExchangeGhostFeatures.apply(torch.cat([local, ghosts]), self.exchange)
 

@@ -2,8 +2,9 @@
 
 Every rank evaluates the pairs centred on its own (local) atoms. The model's layer loop fills the ghost rows of
 the node features between layers through the rank's GhostExchange (exchange.py), and autograd through the
-exchange gives fij = dE/d rij of the energy summed over all ranks (model/ghosts.py). On one rank the exchange is a
-gather from the rank's own atoms. Memory is bounded by the model's checkpointed chunks (MLANet.max_edges).
+exchange gives fij = dE/d rij of the energy summed over all ranks (model/ghosts.py). Ghosts that are images of
+the rank's own atoms are folded onto them (on one rank: all of them, so nothing is exchanged). Memory is bounded by
+the model's checkpointed chunks (MLANet.forward's max_edges).
 """
 
 from dataclasses import dataclass
@@ -54,8 +55,8 @@ class RankEvaluator:
         else rebuilt on every rank together (collective)."""
         same = (self.exchange is not None and self.exchange.nlocal == nlocal and self._ids is not None
                 and np.array_equal(self._ids, ids))
-        if self.comm is not None:
-            same = self.comm.allreduce(int(same), op=_mpi_min()) == 1
+        if self.comm is not None:  # rebuild on every rank if any rank's atoms changed
+            same = self.comm.allreduce(int(not same)) == 0
         if not same:
             self.exchange, self._ids = GhostExchange(ids, nlocal, self.comm, self.device), ids.copy()
             self.rebuilds += 1
@@ -70,8 +71,3 @@ class RankEvaluator:
         energy, fij = self.energy_grad(pairs.rij, species, edge_index, pairs.nlocal, self.max_edges)
         return energy.detach(), fij.detach()
 
-
-def _mpi_min() -> Any:
-    from mpi4py import MPI
-
-    return MPI.MIN

@@ -44,7 +44,7 @@ class GhostExchange:
 
     Example:
         >>> exchange = GhostExchange(ids, nlocal, None, torch.device("cpu"))
-        >>> pair_j = exchange.node_of[pair_j]  # rows of the node features [exchange.num_rows, F]
+        >>> pair_j = exchange.node_of[pair_j]  # rows of the node features [len(exchange.rows), F]
         >>> exchange.forward_exchange(src, dst, src.shape[1])  # dst[nlocal:] = the owners' rows of src
     """
 
@@ -89,7 +89,6 @@ class GhostExchange:
         node_of[nlocal + remote] = nlocal + np.arange(len(remote))
         self.node_of = on_device(node_of)  # [ntotal] LAMMPS atom -> row of the node features
         self.rows = on_device(np.concatenate([np.arange(nlocal), nlocal + remote]))  # [nlocal + R] row -> LAMMPS atom
-        self.num_rows = nlocal + len(remote)
         self.recv_rows = on_device(nlocal + np.arange(len(remote)))
         self.recv_counts = np.bincount(g_rank[remote], minlength=size).astype(np.int64)
         if comm is None:
@@ -109,7 +108,7 @@ class GhostExchange:
         return torch.from_numpy(recv).to(rows.device)
 
     def forward_exchange(self, src: torch.Tensor, dst: torch.Tensor, width: int) -> None:
-        """src, dst [num_rows, width]: dst[:nlocal] = src[:nlocal]; each ghost row of dst = its owner's row of src
+        """src, dst [len(rows), width]: dst[:nlocal] = src[:nlocal]; each ghost row of dst = its owner's row of src
         on the owner's rank."""
         n = self.nlocal
         dst[:n] = src[:n]
@@ -118,7 +117,7 @@ class GhostExchange:
                                                   self.recv_counts)
 
     def reverse_exchange(self, src: torch.Tensor, dst: torch.Tensor, width: int) -> None:
-        """src, dst [num_rows, width]: dst[:nlocal] = src[:nlocal] + the src rows of every ghost copy of that atom
+        """src, dst [len(rows), width]: dst[:nlocal] = src[:nlocal] + the src rows of every ghost copy of that atom
         on the other ranks; dst[nlocal:] = 0."""
         n = self.nlocal
         dst.zero_()

@@ -106,8 +106,7 @@ class MLANetMLIAP(MLIAPUnified):
         pairs = self.read_pairs(data)
         comm = self._evaluator.comm
         # a failure on one rank must stop every rank: LAMMPS reports a Python error with error->all (collective)
-        energy, fij = on_all_ranks(comm, lambda: self._evaluator(pairs))
-        on_all_ranks(comm, lambda: self.write_results(data, energy, fij))
+        on_all_ranks(comm, lambda: self.write_results(data, *self._evaluator(pairs)))
 
     def read_pairs(self, data) -> RankPairs:
         """This rank's pairs, species and atom IDs as tensors on the model's device; on the first call the model is

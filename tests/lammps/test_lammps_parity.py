@@ -224,7 +224,7 @@ fix 1 all nve
 timestep 0.0005
 run 30
 python source here "from mlanet_lammps.lammps.handle import attached"
-python source here "[print('MLANET_REBUILDS', m._evaluator.rebuilds) for m in attached]"
+python source here "[print('MLANET_REBUILDS', m._evaluator.rebuilds, flush=True) for m in attached]"
 """
 
 

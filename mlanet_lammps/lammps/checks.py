@@ -27,19 +27,23 @@ def nearest_element(mass: float, elements: Sequence[str]) -> str:
 
 def check_masses(masses: np.ndarray, types: np.ndarray, elems: np.ndarray, model_elements: List[str],
                  type_elements: List[str]) -> None:
-    """Each atom type's mass must be nearer its pair_coeff element's standard mass than any other element's of the
-    model (isotopes and repartitioned hydrogen masses pass; a swapped or forgotten element order does not).
+    """Each atom's mass must be nearer its pair_coeff element's standard mass than any other element's of the model
+    (isotopes and repartitioned hydrogen masses pass; a swapped or forgotten element order does not).
 
-    masses [ntypes + 1] amu (LAMMPS per-type masses), types [n] and elems [n] (element index into type_elements,
-    -1 for NULL) of the atoms to check."""
-    for t in np.unique(types[elems >= 0]):
-        element = type_elements[int(elems[types == t][0])]
-        nearest = nearest_element(float(masses[t]), model_elements)
-        if nearest != element:
-            raise MLANetLammpsError(
-                f"atom type {t} has mass {masses[t]:g} (that of {nearest}) but pair_coeff maps it to {element}: "
-                f"set mlanet_elements to one element per atom type in type order (for example \"{nearest}\" for "
-                f"type {t}) or fix the type's mass")
+    masses [n] amu, types [n] LAMMPS atom types and elems [n] (element index into type_elements, -1 for NULL) of the
+    atoms to check: per-type masses indexed by type, or per-atom masses (rmass, e.g. atom_style sphere or
+    fix property/atom rmass)."""
+    mapped = elems >= 0
+    for t in np.unique(types[mapped]):
+        of_type = mapped & (types == t)
+        element = type_elements[int(elems[of_type][0])]
+        for mass in np.unique(masses[of_type]):
+            nearest = nearest_element(float(mass), model_elements)
+            if nearest != element:
+                raise MLANetLammpsError(
+                    f"atom type {t} has mass {mass:g} (that of {nearest}) but pair_coeff maps it to {element}: "
+                    f"set mlanet_elements to one element per atom type in type order (for example \"{nearest}\" "
+                    f"for type {t}) or fix the mass")
 
 
 def check_special_bonds(handle: Any) -> None:
@@ -57,5 +61,10 @@ def check_setup(handle: Any, types: np.ndarray, elems: np.ndarray, model_element
     """All set-up checks for the atoms `types`/`elems` [n] of the calling rank (local only: no collectives)."""
     check_units(handle)
     check_special_bonds(handle)
-    if not handle.extract_setting("rmass_flag"):
-        check_masses(np.asarray(handle.numpy.extract_atom("mass")), types, elems, model_elements, type_elements)
+    if not len(types):
+        return
+    if handle.extract_setting("rmass_flag"):
+        masses = np.asarray(handle.numpy.extract_atom("rmass", nelem=len(types)), dtype=np.float64)
+    else:
+        masses = np.asarray(handle.numpy.extract_atom("mass"), dtype=np.float64)[types]
+    check_masses(masses, types, elems, model_elements, type_elements)

@@ -62,9 +62,9 @@ class RankEvaluator:
             self.rebuilds += 1
         return self.exchange
 
-    def __call__(self, pairs: RankPairs) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(E_i [nlocal] eV, fij [P,3] eV/Å = dE/d rij of the energy of all ranks). Collective on several ranks."""
-        exchange = self.refresh_exchange(pairs.ids, pairs.nlocal)
+    def __call__(self, pairs: RankPairs, exchange: GhostExchange) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(E_i [nlocal] eV, fij [P,3] eV/Å = dE/d rij of the energy of all ranks), with the exchange
+        refresh_exchange returned for these atoms. Collective on several ranks."""
         self.model.ghost_features.exchange = exchange
         edge_index = torch.stack([pairs.pair_i, exchange.node_of.index_select(0, pairs.pair_j)])  # [2, P] into rows
         species = pairs.species.index_select(0, exchange.rows)  # [nlocal + R]

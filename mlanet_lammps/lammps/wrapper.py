@@ -18,7 +18,7 @@ from ase.data import chemical_symbols
 from ..checkpoint import model_from_payload
 from ..devices import DTYPES, resolve_device
 from .checks import check_setup
-from .errors import MLANetLammpsError, on_all_ranks
+from .errors import MLANetLammpsError, abort_on_failure, on_all_ranks
 from .evaluator import RankEvaluator, RankPairs
 from .handle import MISSING, atom_ids, expect_handle
 from .resources import auto_max_pairs, local_rank, ranks_sharing
@@ -104,9 +104,11 @@ class MLANetMLIAP(MLIAPUnified):
 
     def compute_forces(self, data):
         pairs = self.read_pairs(data)
-        comm = self._evaluator.comm
-        # a failure on one rank must stop every rank: LAMMPS reports a Python error with error->all (collective)
-        on_all_ranks(comm, lambda: self.write_results(data, *self._evaluator(pairs)))
+        evaluator = self._evaluator
+        # collective; its errors (duplicate IDs, ghosts without an owner) are raised on every rank alike
+        exchange = evaluator.refresh_exchange(pairs.ids, pairs.nlocal)
+        # the evaluation exchanges ghost features (collective): a failure on some ranks aborts all of them
+        abort_on_failure(evaluator.comm, lambda: self.write_results(data, *evaluator(pairs, exchange)))
 
     def read_pairs(self, data) -> RankPairs:
         """This rank's pairs, species and atom IDs as tensors on the model's device; on the first call the model is

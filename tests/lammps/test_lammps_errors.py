@@ -1,6 +1,7 @@
 """Bad LAMMPS set-ups give one clear error, on every rank, instead of a crash, a hang or silently wrong forces."""
 
 import os
+from pathlib import Path
 
 import ase.io
 import numpy as np
@@ -12,6 +13,7 @@ from mlanet_lammps.errors import MLANetInputError
 from mlanet_lammps.lammps.errors import MLANetLammpsError
 from mlanet_lammps.lammps.export import export
 from mlanet_lammps.lammps.settings import LammpsSettings
+from mlanet_lammps.lammps.snippet import file_sha256, snippet_text
 from tests.lammps.conftest import export_small_water_model, run_lammps, write_data
 
 
@@ -32,9 +34,10 @@ run 0
 
 
 def lammps_error(model_dir, tmp_path, atoms, elements="O H", extra="", units="metal", nprocs=1, processors="",
-                 specorder=("O", "H")):
-    """stdout + stderr of a LAMMPS run that must fail (within 120 s: an error on one rank must not hang)."""
-    for name in ("m.mliap.pt", "m.lammps.in"):
+                 specorder=("O", "H"), copy=True):
+    """stdout + stderr of a LAMMPS run that must fail (within 120 s: an error on one rank must not hang); copy: put
+    the model of model_dir in tmp_path first."""
+    for name in ("m.mliap.pt", "m.lammps.in") if copy else ():
         (tmp_path / name).write_bytes((model_dir / name).read_bytes())
     write_data(atoms, tmp_path / "water.data", list(specorder))
     define = f'variable mlanet_elements string "{elements}"' if elements else ""
@@ -53,7 +56,9 @@ def lammps_error(model_dir, tmp_path, atoms, elements="O H", extra="", units="me
     ({"elements": ""}, ["MLANet needs the element of each atom type:", "define variable mlanet_elements"]),
     ({"units": "real"}, ["LAMMPS units are 'real' but MLANet works in Å and eV: put 'units metal'"]),
     ({"extra": "newton off on"}, ["requires newton pair on"]),
-], ids=["unknown-element", "swapped-elements", "no-element-order", "units-real", "newton-off"])
+    ({"extra": "fix pm all property/atom rmass\nset type 1 mass 15.999\nset type 2 mass 15.999"},
+     ["atom type 2 has mass 15.999 (that of O) but pair_coeff maps it to H"]),
+], ids=["unknown-element", "swapped-elements", "no-element-order", "units-real", "newton-off", "per-atom-masses"])
 def test_bad_setup_gives_one_clear_error(model_dir, tmp_path, water_atoms, setup, expected):
     out = lammps_error(model_dir, tmp_path, water_atoms, **setup)
     for text in expected:
@@ -74,6 +79,33 @@ def test_error_on_one_rank_stops_every_rank(model_dir, tmp_path, water_atoms):
     message = "which this MLANet model does not know (it knows H O)"
     assert out.count(message) >= 2, out[-3000:]  # printed by each rank
     assert "MPI rank 0: pair_coeff maps LAMMPS atom types to N" in out
+
+
+@pytest.mark.lammps
+def test_right_per_atom_masses_pass(model_dir, tmp_path, water_atoms):
+    """Per-atom masses (rmass) that match the elements, isotopes included: the run goes through."""
+    for name in ("m.mliap.pt", "m.lammps.in"):
+        (tmp_path / name).write_bytes((model_dir / name).read_bytes())
+    write_data(water_atoms, tmp_path / "water.data", ["O", "H"])
+    extra = "fix pm all property/atom rmass\nset type 1 mass 15.999\nset type 2 mass 2.014"  # heavy water
+    run_lammps(tmp_path, BASE.format(units="metal", processors="", extra=extra,
+                                     elements='variable mlanet_elements string "O H"'), timeout=120)
+
+
+@pytest.mark.lammps
+def test_failure_inside_the_exchange_stops_every_rank(model_dir, tmp_path, water_atoms, monkeypatch):
+    """Rank 1 fails in the ghost exchange while rank 0 waits in it: both stop within the time limit (MPI_Abort),
+    with rank 1's message."""
+    from tests.lammps import failing_model
+    model = torch.load(model_dir / "m.mliap.pt", weights_only=False)
+    model.__class__ = failing_model.FailsInExchangeOnRank1
+    path = tmp_path / "f.mliap.pt"
+    torch.save(model, path)
+    (tmp_path / "m.lammps.in").write_text(snippet_text(path, file_sha256(path), model.elements, "failing"))
+    monkeypatch.setenv("PYTHONPATH", str(Path(failing_model.__file__).parents[2]))
+    out = lammps_error(model_dir, tmp_path, water_atoms.repeat((2, 1, 1)), nprocs=2, processors="processors 2 1 1",
+                       copy=False)
+    assert f"ERROR on MPI rank 1: MLANet: MemoryError: {failing_model.MESSAGE}" in out
 
 
 @pytest.mark.lammps

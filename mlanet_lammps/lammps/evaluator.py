@@ -3,8 +3,8 @@
 Every rank evaluates the pairs centred on its own (local) atoms. The model's layer loop fills the ghost rows of
 the node features between layers through the rank's GhostExchange (exchange.py), and autograd through the
 exchange gives fij = dE/d rij of the energy summed over all ranks (model/ghosts.py). Ghosts that are images of
-the rank's own atoms are folded onto them (on one rank: all of them, so nothing is exchanged). Memory is bounded by
-the model's checkpointed chunks (MLANet.forward's max_edges).
+the rank's own atoms are folded onto them (on one rank: all of them, so nothing is exchanged). An evaluation larger
+than the rank's budget runs in the model's checkpointed chunks (MLANet.forward's max_edges, resources.chunk_edges).
 """
 
 from dataclasses import dataclass
@@ -16,6 +16,7 @@ import torch
 from ..model.forces import EnergyAndEdgeGradient
 from ..model.mlanet import MLANet
 from .exchange import GhostExchange
+from .resources import chunk_edges
 
 
 @dataclass
@@ -37,15 +38,16 @@ class RankEvaluator:
     Args:
         model: MLANet in the run's dtype, on `device`.
         device: where the model runs.
-        max_pairs: (pair, layer) evaluations held at once (0: no bound); each layer then runs in checkpointed
-            chunks of at most max_pairs / num_layers pairs.
+        max_pairs: (pair, layer) evaluations held at once (0: no bound); an evaluation with more runs each layer in
+            checkpointed chunks of resources.chunk_edges edges.
         comm: mpi4py communicator of the LAMMPS instance, None on one rank.
     """
 
     def __init__(self, model: MLANet, device: torch.device, max_pairs: int, comm: Optional[Any]):
         self.model, self.device, self.comm = model, device, comm
         self.energy_grad = EnergyAndEdgeGradient(model)
-        self.max_edges = max_pairs // model.num_layers if max_pairs > 0 else 0
+        self.max_pairs = max_pairs
+        self.chunk_edges = chunk_edges(device, max_pairs, model.num_layers) if max_pairs > 0 else 0
         self.exchange: Optional[GhostExchange] = None
         self._ids: Optional[np.ndarray] = None
         self.rebuilds = 0  # exchange plans built since loading
@@ -68,6 +70,7 @@ class RankEvaluator:
         self.model.ghost_features.exchange = exchange
         edge_index = torch.stack([pairs.pair_i, exchange.node_of.index_select(0, pairs.pair_j)])  # [2, P] into rows
         species = pairs.species.index_select(0, exchange.rows)  # [nlocal + R]
-        energy, fij = self.energy_grad(pairs.rij, species, edge_index, pairs.nlocal, self.max_edges)
+        whole = self.max_pairs == 0 or self.model.num_layers * pairs.rij.shape[0] <= self.max_pairs
+        energy, fij = self.energy_grad(pairs.rij, species, edge_index, pairs.nlocal, 0 if whole else self.chunk_edges)
         return energy.detach(), fij.detach()
 

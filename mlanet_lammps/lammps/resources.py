@@ -14,11 +14,13 @@ import torch
 # were killed for memory at 0.5 (each rank reached 12 GB), and ran at 0.25 (27 Nov).
 MEMORY_FRACTION = 0.25
 MIN_PAIRS = 50_000  # never chunk finer than this: below it, per-chunk overhead dominates
-# On the CPU one huge evaluation is slow, not only big. 12,288 water atoms on one rank (1.66 M pair-layer
-# evaluations) took 10.6 s per LAMMPS step whole (14.7 GB peak), 5.4 s in chunks of 1.2 M (8.9 GB), 5.3 s in chunks
-# of 800,000 (6.2 GB), 6.2 s in chunks of 400,000; on two ranks (about 950,000 each) 2.9 s whole and 3.7 s in
-# chunks of 800,000 (27 Nov, 2-core VM).
+# On the CPU one huge evaluation is slow, not only big: above this many (pair, layer) evaluations a rank runs in
+# checkpointed chunks whatever its free memory (docs/performance.md).
 CPU_MAX_PAIRS = 1_200_000
+# Edges of one checkpointed chunk on the CPU. Once an evaluation is chunked (and so recomputes its forward pass),
+# the chunk size hardly changes the CPU time but sets the memory: small chunks (about 1,000 water atoms) keep a
+# rank's peak low and its heap unfragmented. On a GPU chunks are as large as the budget allows (larger kernels).
+CPU_CHUNK_EDGES = 50_000
 
 
 LOCAL_RANK_VARS = ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "PMI_LOCAL_RANK")
@@ -136,3 +138,10 @@ def auto_max_pairs(device: torch.device, per_pair: float, sharing: int) -> int:
     if device.type == "cpu":
         fit = min(fit, CPU_MAX_PAIRS)
     return max(MIN_PAIRS, fit)
+
+
+def chunk_edges(device: torch.device, max_pairs: int, num_layers: int) -> int:
+    """Edges per checkpointed chunk for a rank whose budget is max_pairs (pair, layer) evaluations: the budget's
+    share of one layer, at most CPU_CHUNK_EDGES on the CPU, at least 1."""
+    edges = max(1, max_pairs // num_layers)
+    return min(edges, CPU_CHUNK_EDGES) if device.type == "cpu" else edges

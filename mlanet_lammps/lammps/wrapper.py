@@ -148,11 +148,14 @@ class MLANetMLIAP(MLIAPUnified):
         if max_pairs is None:
             sharing = ranks_sharing(device, self.device in ("cuda", "auto"))
             max_pairs = auto_max_pairs(device, self.bytes_per_pair, sharing)
+        evaluator = RankEvaluator(model, device, max_pairs, comm)
         if comm is None or comm.Get_rank() == 0:
             ranks = 1 if comm is None else comm.Get_size()
-            print(f"mlanet_lammps: {self!r} on {ranks} MPI rank(s), {device}; {settings.describe()} "
-                  f"({max_pairs} pair-layer evaluations per chunk)", flush=True)
-        return RankEvaluator(model, device, max_pairs, comm)
+            bound = (f"{max_pairs} pair-layer evaluations at once, beyond that checkpointed chunks of "
+                     f"{evaluator.chunk_edges} pairs" if max_pairs else "no memory bound")
+            print(f"mlanet_lammps: {self!r} on {ranks} MPI rank(s), {device}; {settings.describe()} ({bound})",
+                  flush=True)
+        return evaluator
 
     def species(self, elems: np.ndarray, nlocal: int) -> torch.Tensor:
         """LAMMPS element indices [ntotal] -> model species. A local atom of an element the model does not know is an

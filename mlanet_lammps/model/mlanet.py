@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .attention import DualPathAttentionBlock, hidden_irreps
+from .chunks import EdgeChunk, plan_chunks
 from .density import AngularDensity
 from .ghosts import GhostFeatures
 from .radial import RadialEmbedding
@@ -124,7 +125,9 @@ class MLANet(nn.Module):
         n = num_nodes if num_local < 0 else num_local
         center, neighbor = edge_index[0], edge_index[1]
         chunked = max_edges > 0 and center.shape[0] > max_edges
+        chunks: List[EdgeChunk] = []
         if chunked:  # each chunk computes its own edge features, so their autograd memory is that of one chunk too
+            chunks = self.plan_chunks(center, neighbor, num_nodes, n, max_edges)
             sh, radial, env, dist = edge_vec, edge_vec, edge_vec, torch.linalg.norm(edge_vec, dim=-1)
         else:
             sh, radial, env, dist = self.edge_features(edge_vec, mirrored)
@@ -132,7 +135,7 @@ class MLANet(nn.Module):
         scalars: List[torch.Tensor] = []
         for k in range(self.num_layers):
             if chunked:
-                h = self.chunked_interaction(k, h, z, edge_vec, center, neighbor, n, max_edges)
+                h = self.chunked_interaction(k, h, z, edge_vec, chunks)
             else:
                 h = self.interaction(k, h, z, sh, radial, env, center, neighbor, n, mirrored)  # [n, irreps_k]
             scalars.append(h[:, :self.num_scalars])
@@ -173,35 +176,25 @@ class MLANet(nn.Module):
         return h
 
     @torch.jit.unused
-    def chunked_interaction(self, k: int, h: torch.Tensor, z: torch.Tensor, edge_vec: torch.Tensor,
-                            center: torch.Tensor, neighbor: torch.Tensor, num_centers: int, max_edges: int
-                            ) -> torch.Tensor:
-        """interaction() over consecutive ranges of centre atoms with at most max_edges edges each (one atom's edges
-        if that is more), each range with its edge features and checkpointed: its activations are recomputed in the
-        backward pass, so the autograd memory is that of one range. Same result as interaction()."""
-        counts = torch.bincount(center, minlength=num_centers)
-        ends = torch.cumsum(counts, 0).tolist()  # edges centred on atoms [0, i]
-        order = torch.argsort(center, stable=True)
-        bounds = chunk_bounds(ends, max_edges)
-        outs: List[torch.Tensor] = []
-        for first, last in zip(bounds[:-1], bounds[1:]):
-            start = ends[first - 1] if first > 0 else 0
-            edges = order[start:ends[last - 1]]  # [E_c]
-            neighbors = neighbor.index_select(0, edges)
-            others = torch.zeros(h.shape[0], dtype=torch.bool, device=h.device)
-            others[neighbors] = True
-            others[first:last] = False
-            nodes = torch.cat([torch.arange(first, last, device=h.device), torch.nonzero(others).squeeze(-1)])
-            position = torch.full((h.shape[0],), -1, dtype=torch.long, device=h.device)
-            position[nodes] = torch.arange(nodes.shape[0], device=h.device)
+    def plan_chunks(self, center: torch.Tensor, neighbor: torch.Tensor, num_nodes: int, num_centers: int,
+                    max_edges: int) -> List[EdgeChunk]:
+        """plan_chunks() (module level) for the edges of this evaluation."""
+        return plan_chunks(center, neighbor, num_nodes, num_centers, max_edges)
 
-            def layer(h: torch.Tensor, z: torch.Tensor, edge_vec: torch.Tensor, edges: torch.Tensor = edges,
-                      nodes: torch.Tensor = nodes, first: int = first, last: int = last,
-                      neighbors: torch.Tensor = neighbors, position: torch.Tensor = position) -> torch.Tensor:
-                sh, radial, env, _ = self.edge_features(edge_vec.index_select(0, edges))  # [E_c, ...]
-                return self.interaction(k, h.index_select(0, nodes), z.index_select(0, nodes), sh, radial, env,
-                                        center.index_select(0, edges) - first, position.index_select(0, neighbors),
-                                        last - first)
+    @torch.jit.unused
+    def chunked_interaction(self, k: int, h: torch.Tensor, z: torch.Tensor, edge_vec: torch.Tensor,
+                            chunks: List[EdgeChunk]) -> torch.Tensor:
+        """interaction() over the ranges of centre atoms of plan_chunks, each range computing its own edge features
+        and checkpointed: its activations are recomputed in the backward pass, so the autograd memory is that of one
+        range. Same result as interaction(): h [N, irreps in] -> [n, irreps out]."""
+        outs: List[torch.Tensor] = []
+        for chunk in chunks:
+
+            def layer(h: torch.Tensor, z: torch.Tensor, edge_vec: torch.Tensor, chunk: EdgeChunk = chunk
+                      ) -> torch.Tensor:
+                sh, radial, env, _ = self.edge_features(edge_vec.index_select(0, chunk.edges))  # [E_c, ...]
+                return self.interaction(k, h.index_select(0, chunk.nodes), z.index_select(0, chunk.nodes), sh,
+                                        radial, env, chunk.center, chunk.neighbor, chunk.last - chunk.first)
 
             outs.append(checkpoint(layer, h, z, edge_vec, use_reentrant=False))  # [last - first, irreps]
         return torch.cat(outs)
@@ -215,16 +208,3 @@ class MLANet(nn.Module):
         for prior in self.priors:
             e = e + prior(dist, species, center, neighbor)[:n]
         return e
-
-
-def chunk_bounds(ends: List[int], max_edges: int) -> List[int]:
-    """Boundaries [0, ..., n] of consecutive atom ranges with at most max_edges edges each (a single atom with more
-    forms its own range); ends[i] = edges centred on atoms 0..i."""
-    bounds, start = [0], 0
-    for i, end in enumerate(ends):
-        if end - start > max_edges and i > bounds[-1]:
-            bounds.append(i)
-            start = ends[i - 1]
-    if bounds[-1] != len(ends):
-        bounds.append(len(ends))
-    return bounds

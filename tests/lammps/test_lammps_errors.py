@@ -257,6 +257,10 @@ def test_auto_chunk_size_follows_free_memory(monkeypatch):
     assert resources.ranks_sharing(torch.device("cuda:0"), True) == 2
     assert resources.ranks_sharing(torch.device("cuda:2"), True) == 1
     assert resources.ranks_sharing(torch.device("cuda:1"), False) == 4  # every rank pinned to cuda:1
+    # once chunked, a chunk holds its layer's share of the budget, at most CPU_CHUNK_EDGES edges on the CPU
+    assert resources.chunk_edges(cpu, 3000, 2) == 1500
+    assert resources.chunk_edges(cpu, 10**8, 2) == resources.CPU_CHUNK_EDGES
+    assert resources.chunk_edges(torch.device("cuda:0"), 10**8, 2) == 5 * 10**7
     monkeypatch.undo()
     total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     assert 0 < resources.free_bytes(torch.device("cpu")) <= total

@@ -9,10 +9,10 @@ from typing import Optional, Tuple
 
 import torch
 
-# of a rank's share of the free memory that one model evaluation may fill; the rest is for what the rank holds
-# besides (LAMMPS' pair data, our copies of it, heap fragmentation). 98,304 water atoms on 2 ranks of a 24 GB VM
-# were killed for memory at 0.5 (each rank reached 12 GB), and ran at 0.25 (27 Nov).
-MEMORY_FRACTION = 0.25
+# of a rank's share of the free memory that one whole (unchunked) evaluation may fill, by the bytes_per_pair
+# estimate; the rest is for what the rank holds besides (LAMMPS' pair data, our copies of it, heap fragmentation).
+# A larger evaluation runs in checkpointed chunks, which recompute the forward pass (slower, far less memory).
+MEMORY_FRACTION = 0.5
 MIN_PAIRS = 50_000  # never chunk finer than this: below it, per-chunk overhead dominates
 # On the CPU one huge evaluation is slow, not only big: above this many (pair, layer) evaluations a rank runs in
 # checkpointed chunks whatever its free memory (docs/performance.md).

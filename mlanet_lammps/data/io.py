@@ -14,6 +14,9 @@ from ..errors import MLANetInputError
 from ..fileio import atomic_write_bytes
 
 MIN_DISTANCE = 0.1  # Å: closer atoms are rejected as overlapping
+REFERENCE_PREFIX = "REF_"  # MACE's names for reference labels (REF_energy, REF_forces, REF_stress, REF_virials)
+VIRIAL_KEYS = ("virial", "virials", "REF_virial", "REF_virials")  # eV, -stress x volume
+MAX_STRESS = 1.0  # eV/Å^3 (160 GPa): a larger stress component is taken for kbar, GPa or a virial
 
 
 @dataclass
@@ -69,6 +72,23 @@ def _label(atoms: ase.Atoms, key: str, per_atom: bool):
     return atoms.info.get(key)
 
 
+def _find_label(atoms: ase.Atoms, key: str, per_atom: bool):
+    """Value of `key`, else of REF_`key` (MACE's files), or None."""
+    value = _label(atoms, key, per_atom)
+    return _label(atoms, REFERENCE_PREFIX + key, per_atom) if value is None else value
+
+
+def _stress_label(atoms: ase.Atoms, key: str):
+    """Stress from `key` or REF_`key`, else from a virial label (eV) as -virial / volume, or None."""
+    stress = _find_label(atoms, key, per_atom=False)
+    if stress is not None:
+        return stress
+    virial = next((v for v in (_label(atoms, k, per_atom=False) for k in VIRIAL_KEYS) if v is not None), None)
+    if virial is None or not atoms.pbc.all():
+        return virial  # a virial of a frame that is not periodic is refused with the stress check in _validate
+    return -_as_stress(virial) / atoms.get_volume()
+
+
 def _as_stress(value) -> np.ndarray:
     s = np.asarray(value, dtype=np.float64).reshape(-1)
     if s.size == 6:  # Voigt xx yy zz yz xz xy
@@ -113,7 +133,9 @@ def read_frames(path: str | Path, energy_key: str = "energy", forces_key: str = 
 
     Args:
         path: extxyz file.
-        energy_key / forces_key / stress_key: where the labels are (calculator results, info or arrays).
+        energy_key / forces_key / stress_key: where the labels are (calculator results, info or arrays); a missing
+            key falls back to REF_<key> (MACE's files), and a missing stress to a virial (eV) as -virial / volume.
+            A stress on a frame that is not periodic in all directions is an error if need_stress, else dropped.
         need_energy / need_forces / need_stress: a frame without that label is an error (its loss weight is > 0).
         allowed_numbers: atomic numbers the model knows; others are an error (evaluation of a trained model).
         index: ASE index string (":" for all frames).
@@ -152,18 +174,27 @@ def _validate(atoms: ase.Atoms, where: str, energy_key: str, forces_key: str, st
             known = " ".join(ase.data.chemical_symbols[z] for z in sorted(allowed))
             raise MLANetInputError(where, f"element(s) {' '.join(unknown)} unknown to the model (it knows {known})",
                                    "evaluate only structures made of the model's elements, or retrain including them")
-    energy = _label(atoms, energy_key, per_atom=False)
-    forces = _label(atoms, forces_key, per_atom=True)
-    stress = _label(atoms, stress_key, per_atom=False)
+    energy = _find_label(atoms, energy_key, per_atom=False)
+    forces = _find_label(atoms, forces_key, per_atom=True)
+    stress = _stress_label(atoms, stress_key)
     if energy is None and need_energy:
-        raise MLANetInputError(where, f"no energy (looked for '{energy_key}')",
+        raise MLANetInputError(where, f"no energy (looked for '{energy_key}' and '{REFERENCE_PREFIX}{energy_key}')",
                                "add energy=... to the comment line, set data.energy_key, or set energy_weight: 0")
     if forces is None and need_forces:
-        raise MLANetInputError(where, f"no forces (looked for per-atom '{forces_key}')",
+        raise MLANetInputError(where, f"no forces (looked for per-atom '{forces_key}' and "
+                                      f"'{REFERENCE_PREFIX}{forces_key}')",
                                "add forces to Properties=, set data.forces_key, or set forces_weight: 0")
     if stress is None and need_stress:
-        raise MLANetInputError(where, f"no stress (looked for '{stress_key}')",
+        raise MLANetInputError(where, f"no stress (looked for '{stress_key}', '{REFERENCE_PREFIX}{stress_key}' and "
+                                      "a virial)",
                                "add stress=... to the comment line, set data.stress_key, or set stress_weight: 0")
+    if stress is not None and not atoms.pbc.all():
+        if need_stress:
+            raise MLANetInputError(where, f"a stress label on a frame that is not periodic in all three directions "
+                                          f"(pbc={''.join('T' if p else 'F' for p in atoms.pbc)}): its stress is not "
+                                          "defined", "remove the stress of slabs and molecules, or set "
+                                                     "stress_weight: 0")
+        stress = None  # not trained on (stress_weight 0): dropped rather than carried as an undefined value
     try:
         energy = None if energy is None else float(np.asarray(energy).reshape(()))
         forces = None if forces is None else np.asarray(forces, dtype=np.float64).reshape(len(atoms), 3)
@@ -174,6 +205,11 @@ def _validate(atoms: ase.Atoms, where: str, energy_key: str, forces_key: str, st
     for name, value in (("energy", energy), ("forces", forces), ("stress", stress)):
         if value is not None and not np.isfinite(value).all():
             raise MLANetInputError(where, f"{name} value(s) NaN or inf", "remove or repair this frame")
+    if stress is not None and np.abs(stress).max() > MAX_STRESS:
+        raise MLANetInputError(where, f"stress component {np.abs(stress).max():g} is above {MAX_STRESS:g} eV/Å^3 "
+                                      "(160 GPa): it looks like kbar, GPa or a virial (eV)",
+                               "give the stress in eV/Å^3 (1 GPa = 0.0062415 eV/Å^3, 1 kbar = 0.00062415 eV/Å^3; "
+                               "stress = -virial / volume)")
     frame = Frame.from_atoms(atoms, where, energy, forces, stress)
     check_geometry(frame)
     return frame

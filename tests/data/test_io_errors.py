@@ -120,3 +120,61 @@ def test_neighbor_list_matches_ase_in_small_triclinic_and_slab_cells():
         assert ours == theirs
         expected = atoms.positions[ei[1]] - atoms.positions[ei[0]] + shifts @ atoms.cell[:]
         np.testing.assert_allclose(vec, expected, atol=1e-12)
+
+
+def labelled_copy(path, **labels):
+    """The first bundled water frame written to `path` with its labels under the given names (info or arrays)."""
+    import ase.io
+    frame = read_frames(WATER, index="0")[0]
+    atoms = frame.to_atoms()
+    atoms.calc = None
+    for name, value in labels.items():
+        if np.shape(value) == (len(atoms), 3):
+            atoms.arrays[name] = value
+        else:
+            atoms.info[name] = value
+    ase.io.write(path, atoms, format="extxyz")
+    return frame
+
+
+def test_mace_reference_keys_are_read(tmp_path):
+    """REF_energy / REF_forces / REF_stress (MACE's files) are read when the plain keys are absent."""
+    stress = np.array([0.01, -0.02, 0.005, 0.001, -0.002, 0.003])
+    path = tmp_path / "mace.extxyz"
+    frame = labelled_copy(path, REF_energy=-123.25, REF_forces=np.arange(192 * 3.0).reshape(192, 3) / 1000,
+                          REF_stress=stress)
+    (read,) = read_frames(path, need_stress=True)
+    assert read.energy == -123.25
+    np.testing.assert_array_equal(read.forces, np.arange(192 * 3.0).reshape(192, 3) / 1000)
+    np.testing.assert_allclose([read.stress[0, 0], read.stress[1, 2], read.stress[0, 1]], [0.01, 0.001, 0.003])
+    np.testing.assert_array_equal(read.positions, frame.positions)
+
+
+def test_virial_becomes_stress(tmp_path):
+    path = tmp_path / "virial.extxyz"
+    virial = np.array([[2.0, 0.1, 0.0], [0.1, -1.0, 0.3], [0.0, 0.3, 0.5]])
+    frame = labelled_copy(path, REF_energy=-1.0, REF_forces=np.zeros((192, 3)), REF_virials=virial.reshape(-1))
+    (read,) = read_frames(path, need_stress=True)
+    np.testing.assert_allclose(read.stress, -virial / abs(np.linalg.det(frame.cell)), rtol=1e-12)
+
+
+def test_stress_of_a_slab_is_refused_when_trained_and_dropped_otherwise(tmp_path):
+    path = tmp_path / "slab.extxyz"
+    frame = labelled_copy(path, energy=-1.0, forces=np.zeros((192, 3)), stress=np.full(6, 0.01))
+    text = path.read_text().replace('pbc="T T T"', 'pbc="T T F"')
+    path.write_text(text)
+    with pytest.raises(MLANetInputError) as err:
+        read_frames(path, need_stress=True)
+    assert_one_line(err, "stress label on a frame that is not periodic in all three directions (pbc=TTF)",
+                    "stress_weight: 0")
+    (read,) = read_frames(path)
+    assert read.stress is None and read.energy == -1.0 and read.num_atoms == frame.num_atoms
+
+
+def test_stress_in_gpa_is_refused(tmp_path):
+    path = tmp_path / "gpa.extxyz"
+    labelled_copy(path, energy=-1.0, forces=np.zeros((192, 3)), stress=np.array([1.5, 1.2, 0.9, 0.0, 0.0, 0.1]))
+    with pytest.raises(MLANetInputError) as err:
+        read_frames(path, need_stress=True)
+    assert_one_line(err, "stress component 1.5 is above 1 eV/Å^3", "looks like kbar, GPa or a virial",
+                    "1 GPa = 0.0062415 eV/Å^3")

@@ -1,25 +1,27 @@
 """mlanet-eval MODEL.ckpt DATA.extxyz [--json out.json] [--plot parity.png]: errors of a trained model."""
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-from . import run_cli
+from . import cli_parser, run_cli
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="mlanet-eval", description=__doc__)
+    parser = cli_parser("mlanet-eval", __doc__)
     parser.add_argument("checkpoint", help="trained model (.ckpt from mlanet-train)")
     parser.add_argument("data", help="extended XYZ file with reference energies/forces")
     parser.add_argument("--json", help="write the metrics as JSON to this file")
     parser.add_argument("--plot", help="write energy and force parity plots (PNG) to this file")
-    parser.add_argument("--energy-key", default="energy")
-    parser.add_argument("--forces-key", default="forces")
-    parser.add_argument("--stress-key", default="stress")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--energy-key", default="energy", help="info key of the reference energy (eV); REF_<key> "
+                        "if absent")
+    parser.add_argument("--forces-key", default="forces", help="per-atom array of reference forces (eV/Å); "
+                        "REF_<key> if absent")
+    parser.add_argument("--stress-key", default="stress", help="info key of the reference stress (eV/Å^3); "
+                        "REF_<key> or a virial if absent")
+    parser.add_argument("--batch-size", type=int, default=8, help="structures per model call")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (cuda when available)")
-    parser.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    parser.add_argument("--dtype", choices=["float32", "float64"], default="float64", help="precision of the model")
     args = parser.parse_args(argv)
 
     def run() -> int:

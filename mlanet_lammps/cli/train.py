@@ -1,13 +1,12 @@
 """mlanet-train CONFIG.yaml [--resume]: train an MLANet potential."""
 
-import argparse
 import sys
 
-from . import run_cli
+from . import cli_parser, run_cli
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="mlanet-train", description=__doc__)
+    parser = cli_parser("mlanet-train", __doc__)
     parser.add_argument("config", nargs="?", help="YAML configuration (see --print-config)")
     parser.add_argument("--resume", action="store_true", help="continue exactly from output_dir/last.ckpt")
     parser.add_argument("--print-config", action="store_true", help="print every option with its default and exit")

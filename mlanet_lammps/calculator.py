@@ -8,6 +8,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from .data.batch import frame_to_graph
 from .data.io import Frame, voigt
+from .devices import parse_dtype, resolve_device
 from .model.forces import EnergyAndEdgeGradient
 from .model.mlanet import MLANet
 from .predict import predict_with
@@ -18,8 +19,9 @@ class MLANetCalculator(Calculator):
 
     Args:
         model: an MLANet module or a path to a checkpoint (.ckpt).
-        device: torch device ('cpu', 'cuda', ...).
-        dtype: torch.float64 (default, exact comparisons) or torch.float32 (faster MD).
+        device: 'cpu', 'cuda', 'cuda:N', 'auto' (cuda when available) or a torch.device, as in the command-line
+            tools.
+        dtype: 'float64' or torch.float64 (default, exact comparisons), 'float32' or torch.float32 (faster MD).
         script: evaluate through TorchScript (compiled on the first call, about a second; 6-10% faster per call
             on the CPU) instead of eager PyTorch.
         compile: evaluate through torch.compile instead (on the 2-core CPU VM 1.4x faster per step than TorchScript
@@ -30,9 +32,13 @@ class MLANetCalculator(Calculator):
 
     implemented_properties = ["energy", "free_energy", "forces", "energies", "stress"]
 
-    def __init__(self, model: MLANet | str | Path, device: str = "cpu", dtype: torch.dtype = torch.float64,
-                 script: bool = True, compile: bool = False, **kwargs):
+    def __init__(self, model: MLANet | str | Path, device: str | torch.device = "cpu",
+                 dtype: str | torch.dtype = torch.float64, script: bool = True, compile: bool = False, **kwargs):
         super().__init__(**kwargs)
+        if isinstance(dtype, str):
+            dtype = parse_dtype(dtype, "MLANetCalculator(dtype=...)")
+        if not isinstance(device, torch.device):
+            device = resolve_device(device, where="MLANetCalculator(device=...)")
         if isinstance(model, (str, Path)):
             from .checkpoint import load_model
             model = load_model(model, dtype=dtype, device=device)

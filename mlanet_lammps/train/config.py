@@ -1,12 +1,15 @@
 """YAML configuration of `mlanet-train`: every option with its default and meaning; unknown keys are an error."""
 
+import math
 import re
 from dataclasses import MISSING, asdict, dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import yaml
+from ase.data import atomic_numbers as ATOMIC_NUMBERS
 
+from ..checkpoint import load_checkpoint
 from ..devices import DEVICE_NAMES, DTYPES, is_device_name
 from ..errors import MLANetInputError
 from ..model.mlanet import ModelConfig
@@ -27,6 +30,9 @@ class DataConfig:
     energy_key: str = opt("energy", "info/results key of the total energy (eV)")
     forces_key: str = opt("forces", "per-atom array of forces (eV/Å)")
     stress_key: str = opt("stress", "info/results key of the stress (eV/Å^3, 6 Voigt or 9 values)")
+    e0s: Optional[Dict[str, float]] = opt(None, "isolated-atom energies (eV) by element symbol, e.g. {H: -13.6, O: "
+                                          "-2041.3}, used as the reference energies of every element of the model "
+                                          "(null: least-squares fit on the training frames)")
 
 
 # Help text of each model option, in the order `mlanet-train --print-config` lists them. The options themselves (names,
@@ -55,7 +61,7 @@ MODEL_HELP: Dict[str, str] = {
 NOT_OPTIONS: Dict[str, str] = {
     "atomic_numbers": "the elements of the training frames",
     "avg_num_neighbors": "mean neighbours per atom in the training frames",
-    "reference_energies": "least-squares per-element energies of the training frames",
+    "reference_energies": "least-squares per-element energies of the training frames (or data.e0s)",
     "energy_scale": "RMS force component of the training frames",
     "repulsion_radii": "ZBL switch radii from the shortest training distance of each element pair",
 }
@@ -113,6 +119,10 @@ class TrainingConfig:
     device: str = opt("auto", "'cpu', 'cuda', 'cuda:N' or 'auto' (cuda when available)")
     num_threads: Optional[int] = opt(None, "CPU threads for torch (null: torch's default)")
     progress: bool = opt(True, "show a progress bar with live metrics")
+    init_from: Optional[str] = opt(None, "fine-tune: start from this checkpoint's weights and architecture (the model "
+                                   "section may be left out; what it sets must equal the checkpoint's)")
+    refit_references: bool = opt(False, "init_from: set the reference energies anew from the training frames (or "
+                                 "data.e0s); false keeps the checkpoint's")
 
 
 @dataclass
@@ -162,6 +172,8 @@ def _coerce(value: Any, f, key: str, source: str):
         if default is None:
             return None
         raise MLANetInputError(source, f"{key} may not be null", f"give a value: {f.metadata['doc']}")
+    if f.name == "e0s":
+        return _element_energies(value, key, source)
     if kind is bool and not isinstance(value, bool):
         raise MLANetInputError(source, f"{key} must be true or false, got {value!r}", f.metadata["doc"])
     if f.name in ("max_frames", "num_threads"):
@@ -172,6 +184,23 @@ def _coerce(value: Any, f, key: str, source: str):
         return kind(value) if kind is not str or f.name != "max_time" else str(value)
     except (TypeError, ValueError):
         raise MLANetInputError(source, f"{key} must be {kind.__name__}, got {value!r}", f.metadata["doc"]) from None
+
+
+def _element_energies(value: Any, key: str, source: str) -> Dict[str, float]:
+    """data.e0s: a mapping element symbol -> finite energy in eV."""
+    example = "e.g. e0s: {H: -13.6, O: -2041.3} (element symbol: isolated-atom energy in eV)"
+    if not isinstance(value, dict):
+        raise MLANetInputError(source, f"{key} must be a mapping of element symbols to energies, got {value!r}",
+                               example)
+    unknown = [repr(s) for s in value if ATOMIC_NUMBERS.get(s, 0) < 1]  # 'X' (0) is not an element
+    if unknown:
+        raise MLANetInputError(source, f"{key} names unknown element(s) {', '.join(unknown)}",
+                               "use element symbols such as H, O, Cu (quote 'No', which YAML reads as false)")
+    bad = [f"{s}: {e!r}" for s, e in value.items()
+           if isinstance(e, bool) or not isinstance(e, (int, float)) or not math.isfinite(e)]
+    if bad:
+        raise MLANetInputError(source, f"{key} needs finite numbers, got {', '.join(bad)}", example)
+    return {s: float(e) for s, e in value.items()}
 
 
 def validate(cfg: Config, source: str) -> Config:
@@ -199,6 +228,11 @@ def validate(cfg: Config, source: str) -> Config:
          and t.energy_weight + t.forces_weight + t.stress_weight > 0,
          "loss weights must be >= 0 and not all zero", "e.g. energy_weight: 1, forces_weight: 10"),
         (0.0 <= t.ema_decay < 1.0, f"training.ema_decay = {t.ema_decay} not in [0, 1)", "e.g. 0.99"),
+        (t.init_from is not None or not t.refit_references, "training.refit_references is set without init_from",
+         "drop it (a new model always sets its reference energies from the data) or set training.init_from"),
+        (d.e0s is None or t.init_from is None or t.refit_references,
+         "data.e0s replaces the reference energies, which training.init_from keeps",
+         "set training.refit_references: true or drop data.e0s"),
     ]
     for ok, problem, fix in checks:
         if not ok:
@@ -207,7 +241,13 @@ def validate(cfg: Config, source: str) -> Config:
     return cfg
 
 
-def config_from_dict(raw: Dict[str, Any], source: str = "config") -> Config:
+# options that are file paths: relative ones are relative to the config file
+PATHS = (("data", "train_file"), ("data", "valid_file"), ("training", "init_from"))
+
+
+def config_from_dict(raw: Dict[str, Any], source: str = "config", base: Optional[Path] = None) -> Config:
+    """The checked configuration of a parsed YAML mapping; relative paths (PATHS) are taken relative to `base` (None:
+    left as they are). With training.init_from, the model section becomes the checkpoint's (see init_from_model)."""
     if not isinstance(raw, dict):
         raise MLANetInputError(source, "configuration must be a YAML mapping", "see mlanet-train --print-config")
     unknown = sorted(set(raw) - set(SECTIONS))
@@ -217,7 +257,31 @@ def config_from_dict(raw: Dict[str, Any], source: str = "config") -> Config:
     if "data" not in raw:
         raise MLANetInputError(source, "missing section 'data'", "add data: {train_file: path/to/train.extxyz}")
     parts = {name: _build(cls, raw.get(name) or {}, name, source) for name, cls in SECTIONS.items()}
-    return validate(Config(**parts), source)
+    cfg = validate(Config(**parts), source)
+    if base is not None:
+        for section, attr in PATHS:
+            value = getattr(getattr(cfg, section), attr)
+            if value is not None and not Path(value).is_absolute():
+                setattr(getattr(cfg, section), attr, str((base / value).resolve()))
+    if cfg.training.init_from is not None:
+        cfg.model = init_from_model(cfg.training.init_from, cfg.model, raw.get("model") or {}, source)
+    return cfg
+
+
+def init_from_model(path: str, options: ModelOptions, written: Dict[str, Any], source: str) -> ModelOptions:
+    """The model section of a run that fine-tunes the checkpoint `path`: the checkpoint's architecture. The options
+    the config writes (`written`, read into `options`) must equal the checkpoint's; those it leaves out are taken
+    from the checkpoint."""
+    stored = load_checkpoint(path)["model_config"]
+    ckpt = ModelOptions(**{k: v for k, v in stored.items() if k in MODEL_HELP})  # absent in old files: the default
+    differ = [f"model.{k} = {getattr(options, k)!r} (checkpoint: {getattr(ckpt, k)!r})"
+              for k in written if getattr(options, k) != getattr(ckpt, k)]
+    if differ:
+        raise MLANetInputError(source, f"the model section differs from the training.init_from checkpoint {path}: "
+                               f"{', '.join(differ)}",
+                               "fine-tuning keeps the checkpoint's architecture: drop these options (or the whole "
+                               "model section) or set them to the checkpoint's values")
+    return ckpt
 
 
 def load_config(path: str | Path) -> Config:
@@ -228,13 +292,7 @@ def load_config(path: str | Path) -> Config:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise MLANetInputError(str(path), f"invalid YAML ({' '.join(str(err).split())})", "fix the syntax") from None
-    cfg = config_from_dict(raw, str(path))
-    base = path.parent
-    for attr in ("train_file", "valid_file"):  # relative data paths are relative to the config file
-        value = getattr(cfg.data, attr)
-        if value is not None and not Path(value).is_absolute():
-            setattr(cfg.data, attr, str((base / value).resolve()))
-    return cfg
+    return config_from_dict(raw, str(path), path.parent)
 
 
 def default_config_yaml() -> str:

@@ -7,16 +7,18 @@ import io
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
+from ase.data import atomic_numbers as ATOMIC_NUMBERS
+from ase.data import chemical_symbols
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint, model_from_payload, save_checkpoint
 from ..data.batch import GraphBatch, collate, frame_to_graph
 from ..data.io import Frame, read_frames, write_frames
 from ..devices import parse_dtype, resolve_device
@@ -49,10 +51,42 @@ class PreparedData:
     valid_frames: List[Frame]
     model_config: ModelConfig
     data_hash: str
+    initial_state: Optional[Dict[str, torch.Tensor]] = None  # fine-tuning: the weights to start from
+
+
+def elements(frames: Sequence[Frame]) -> Set[int]:
+    """The atomic numbers occurring in `frames`."""
+    return {int(z) for f in frames for z in f.numbers}
+
+
+def symbols(numbers: Sequence[int]) -> str:
+    """The element symbols of atomic numbers, e.g. 'H O' for [1, 8] (error messages)."""
+    return " ".join(chemical_symbols[z] for z in numbers)
+
+
+def element_reference_energies(frames: Sequence[Frame], atomic_numbers: Sequence[int],
+                               e0s: Optional[Dict[str, float]] = None,
+                               kept: Optional[Sequence[float]] = None) -> List[float]:
+    """Reference energies (eV) of the elements `atomic_numbers`: the isolated-atom energies `e0s` (element symbol ->
+    eV), which must name each of them, or else the least-squares fit on `frames` (reference_energies), where an
+    element absent from `frames` keeps its `kept` energy (fine-tuning: the checkpoint's)."""
+    if e0s is not None:
+        by_number = {ATOMIC_NUMBERS[s]: e for s, e in e0s.items()}
+        missing = [z for z in atomic_numbers if z not in by_number]
+        if missing:
+            raise MLANetInputError("data.e0s", f"no energy for {symbols(missing)} (the model's elements: "
+                                   f"{symbols(atomic_numbers)})",
+                                   "add the isolated-atom energy (eV) of each element of the training data and, with "
+                                   "training.init_from, of the checkpoint")
+        return [by_number[z] for z in atomic_numbers]
+    present = sorted(elements(frames))
+    fit = dict(zip(present, reference_energies(frames, present)))
+    return [fit[z] if z in fit else kept[k] for k, z in enumerate(atomic_numbers)]
 
 
 def prepare_data(cfg: Config) -> PreparedData:
-    """Read, validate and split the data, then derive the model's data-dependent settings."""
+    """Read, validate and split the data, then derive the model's data-dependent settings (fine-tuning: take those
+    of the training.init_from checkpoint, see fine_tuning_start)."""
     t, d = cfg.training, cfg.data
     need = dict(need_energy=t.energy_weight > 0, need_forces=t.forces_weight > 0, need_stress=t.stress_weight > 0)
     keys = dict(energy_key=d.energy_key, forces_key=d.forces_key, stress_key=d.stress_key)
@@ -64,21 +98,45 @@ def prepare_data(cfg: Config) -> PreparedData:
     else:
         i_train, i_valid = split_indices(len(frames), d.valid_fraction, t.seed, d.train_file)
         train_frames, valid_frames = [frames[i] for i in i_train], [frames[i] for i in i_valid]
-    atomic_numbers = sorted({int(z) for f in train_frames for z in f.numbers})
-    unseen = sorted({int(z) for f in valid_frames for z in f.numbers} - set(atomic_numbers))
-    if unseen:
-        raise MLANetInputError(d.valid_file or d.train_file,
-                               f"validation frames contain elements {unseen} absent from training",
-                               "include every element in the training set")
+    init = model_from_payload(load_checkpoint(t.init_from), t.init_from) if t.init_from else None
+    atomic_numbers = init.config.atomic_numbers if init is not None else sorted(elements(train_frames))
+    owner, fix = (("the training.init_from checkpoint", "fine-tune on its elements only, or train a new model")
+                  if init is not None else ("the training frames", "include every element in the training set"))
+    for where, part in ((d.train_file, train_frames), (d.valid_file or d.train_file, valid_frames)):
+        foreign = sorted(elements(part) - set(atomic_numbers))
+        if foreign:
+            raise MLANetInputError(where, f"element(s) {symbols(foreign)} absent from {owner} "
+                                   f"({symbols(atomic_numbers)})", fix)
     m = cfg.model
     train = [frame_to_graph(f, m.cutoff, atomic_numbers) for f in train_frames]
     valid = [frame_to_graph(f, m.cutoff, atomic_numbers) for f in valid_frames]
-    model_config = m.to_model_config(
-        atomic_numbers,
-        repulsion_radii=switch_radii(atomic_numbers, m.cutoff, shortest_pair_distances(train, len(atomic_numbers))),
-        avg_num_neighbors=average_neighbors([g.edge_index.shape[1] for g in train], [int(g.num_atoms) for g in train]),
-        reference_energies=reference_energies(train_frames, atomic_numbers), energy_scale=force_rms(train_frames))
-    return PreparedData(train, valid, valid_frames, model_config, file_sha256([d.train_file, d.valid_file]))
+    if init is not None:
+        model_config, initial_state = fine_tuning_start(init, cfg, train_frames)
+    else:
+        initial_state = None
+        model_config = m.to_model_config(
+            atomic_numbers,
+            repulsion_radii=switch_radii(atomic_numbers, m.cutoff, shortest_pair_distances(train, len(atomic_numbers))),
+            avg_num_neighbors=average_neighbors([g.edge_index.shape[1] for g in train],
+                                                [int(g.num_atoms) for g in train]),
+            reference_energies=element_reference_energies(train_frames, atomic_numbers, d.e0s),
+            energy_scale=force_rms(train_frames))
+    return PreparedData(train, valid, valid_frames, model_config, file_sha256([d.train_file, d.valid_file]),
+                        initial_state)
+
+
+def fine_tuning_start(init: MLANet, cfg: Config, train_frames: Sequence[Frame]
+                      ) -> Tuple[ModelConfig, Dict[str, torch.Tensor]]:
+    """The model configuration and weights a fine-tuning run starts from: those of the checkpoint (`init`, float64),
+    data-derived settings (config.py NOT_OPTIONS) included, except that training.refit_references sets the reference
+    energies anew from data.e0s or the training frames (elements absent from the frames keep the checkpoint's)."""
+    if not cfg.training.refit_references:
+        return init.config, init.state_dict()
+    buffer = init.energy_scale.reference_energies
+    refs = element_reference_energies(train_frames, init.config.atomic_numbers, cfg.data.e0s, buffer.tolist())
+    with torch.no_grad():
+        buffer.copy_(torch.tensor(refs, dtype=buffer.dtype))
+    return replace(init.config, reference_energies=refs), init.state_dict()
 
 
 def loss_terms(pred: Prediction, batch: GraphBatch, kind: str, delta: float) -> Dict[str, torch.Tensor]:
@@ -131,6 +189,8 @@ class Trainer:
         self.max_time = parse_duration(t.max_time)
         torch.manual_seed(t.seed)
         self.model = MLANet(data.model_config).to(device=self.device, dtype=self.dtype)
+        if data.initial_state is not None:  # fine-tuning; loaded after the cast, so float64 weights stay exact
+            self.model.load_state_dict(data.initial_state)
         self.ema = make_ema(self.model, t.ema_decay) if t.ema_decay > 0 else None
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         if t.lr_schedule == "plateau":
@@ -340,6 +400,8 @@ def train(cfg: Config, resume: bool = False, log: Callable[[str], None] = print)
                                "pass --resume to continue it, or choose another training.output_dir")
     write_frames(Path(t.output_dir) / "valid.extxyz", data.valid_frames)  # for mlanet-eval on exactly these frames
     n_train, n_valid = len(data.train), len(data.valid)
+    if t.init_from:
+        log(f"fine-tuning {t.init_from} ({'new' if t.refit_references else 'its'} reference energies)")
     log(f"{n_train} training / {n_valid} validation frames; elements {data.model_config.atomic_numbers}; "
         f"{sum(p.numel() for p in trainer.model.parameters())} parameters; device {trainer.device}, {t.dtype}")
     return trainer.fit()

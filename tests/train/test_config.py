@@ -30,6 +30,13 @@ def config(tmp_path) -> dict:
     ({"training": {"dtype": "float16"}}, "training.dtype = 'float16' unknown"),
     ({"training": {"device": "gpu"}}, "training.device = 'gpu' unknown"),
     ({"extra": {}}, "unknown section(s) extra"),
+    ({"data": {"e0s": [-13.6]}}, "data.e0s must be a mapping of element symbols to energies"),
+    ({"data": {"e0s": {"H": -13.6, "Hx": 1.0, "X": 0.0}}}, "data.e0s names unknown element(s) 'Hx', 'X'"),
+    ({"data": {"e0s": {"H": "low", "O": True}}}, "data.e0s needs finite numbers, got H: 'low', O: True"),
+    ({"training": {"refit_references": True}}, "training.refit_references is set without init_from"),
+    ({"data": {"e0s": {"H": -13.6}}, "training": {"init_from": "run/best.ckpt"}},
+     "data.e0s replaces the reference energies, which training.init_from keeps"),
+    ({"training": {"init_from": "run/best.ckpt"}}, "checkpoint not found"),
 ])
 def test_config_errors(tmp_path, change, message):
     raw = config(tmp_path)

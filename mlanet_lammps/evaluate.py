@@ -1,25 +1,109 @@
-"""Evaluate a trained model on labelled structures: metrics and raw prediction/reference pairs."""
+"""Evaluate a trained model on labelled structures: per-structure predictions, error metrics overall, per element
+and per config_type, and the predictions written as extended XYZ."""
 
-from typing import Dict, Sequence, Tuple
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
 
+import ase.io
 import numpy as np
 import torch
+from ase.data import chemical_symbols
 
 from .data.batch import collate, frame_to_graph
-from .data.io import Frame
-from .metrics import ErrorAccumulator
+from .data.io import Frame, voigt
+from .fileio import atomic_write_bytes
+from .metrics import error_metrics
 from .model.mlanet import MLANet
 from .predict import predict
+
+
+@dataclass
+class FramePrediction:
+    """The model's energy (eV), forces [N, 3] (eV/Å) and stress [3, 3] (eV/Å^3, None unless fully periodic) of one
+    structure."""
+
+    energy: float
+    forces: np.ndarray
+    stress: Optional[np.ndarray]
+
+
+def predict_frames(model: MLANet, frames: Sequence[Frame], batch_size: int = 8,
+                   device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64) -> List[FramePrediction]:
+    """`model`'s predictions for each of `frames`, evaluated `batch_size` structures at a time."""
+    model = model.to(device=device, dtype=dtype).eval()
+    cutoff, numbers = float(model.cutoff), model.atomic_numbers.tolist()
+    out: List[FramePrediction] = []
+    for i in range(0, len(frames), batch_size):
+        chunk = frames[i:i + batch_size]
+        batch = collate([frame_to_graph(f, cutoff, numbers) for f in chunk]).to(device, dtype)
+        pred = predict(model, batch)
+        energy = pred.energy.detach().cpu().double().numpy()
+        forces = np.split(pred.forces.detach().cpu().double().numpy(), np.cumsum([f.num_atoms for f in chunk])[:-1])
+        stress = pred.stress.detach().cpu().double().numpy()
+        out += [FramePrediction(float(energy[k]), forces[k], stress[k] if f.pbc.all() else None)
+                for k, f in enumerate(chunk)]
+    return out
+
+
+def error_arrays(frames: Sequence[Frame], preds: Sequence[FramePrediction], element: Optional[int] = None
+                 ) -> Dict[str, np.ndarray]:
+    """Reference/predicted pairs (metrics.error_metrics' input) of the labelled quantities: energies per atom,
+    force components and stress components; with `element` (atomic number) only the forces of its atoms."""
+    parts: Dict[str, List[np.ndarray]] = {k: [] for k in ("e_ref", "e_pred", "f_ref", "f_pred", "s_ref", "s_pred")}
+    for frame, pred in zip(frames, preds):
+        if frame.energy is not None and element is None:
+            parts["e_ref"].append(np.array([frame.energy / frame.num_atoms]))
+            parts["e_pred"].append(np.array([pred.energy / frame.num_atoms]))
+        if frame.forces is not None:
+            atoms = np.ones(frame.num_atoms, dtype=bool) if element is None else frame.numbers == element
+            parts["f_ref"].append(frame.forces[atoms].reshape(-1))
+            parts["f_pred"].append(pred.forces[atoms].reshape(-1))
+        if frame.stress is not None and pred.stress is not None and element is None:
+            parts["s_ref"].append(frame.stress.reshape(-1))
+            parts["s_pred"].append(pred.stress.reshape(-1))
+    return {k: np.concatenate(v) if v else np.zeros(0) for k, v in parts.items()}
 
 
 def evaluate_frames(model: MLANet, frames: Sequence[Frame], batch_size: int = 8, device: str | torch.device = "cpu",
                     dtype: torch.dtype = torch.float64) -> Tuple[Dict[str, float], Dict[str, np.ndarray]]:
     """Metrics (meV/atom, meV/Å, meV/Å^3) and prediction/reference arrays of `model` on `frames`."""
-    model = model.to(device=device, dtype=dtype).eval()
-    cutoff = float(model.cutoff)
-    numbers = model.atomic_numbers.tolist()
-    acc = ErrorAccumulator()
-    for i in range(0, len(frames), batch_size):
-        batch = collate([frame_to_graph(f, cutoff, numbers) for f in frames[i:i + batch_size]]).to(device, dtype)
-        acc.update(predict(model, batch), batch)
-    return acc.result(), acc.arrays()
+    arrays = error_arrays(frames, predict_frames(model, frames, batch_size, device, dtype))
+    return error_metrics(arrays), arrays
+
+
+def error_tables(frames: Sequence[Frame], preds: Sequence[FramePrediction]) -> Dict[str, Dict[str, Dict[str, float]]]:
+    """Metrics per config_type (energy, forces, stress; with its frame count) and per element (forces only; with its
+    atom count), in the units of metrics.error_metrics."""
+    types: Dict[str, Dict[str, float]] = {}
+    for name in sorted({f.config_type for f in frames}):
+        chosen = [(f, p) for f, p in zip(frames, preds) if f.config_type == name]
+        types[name] = error_metrics(error_arrays(*zip(*chosen)))
+        types[name]["frames"] = float(len(chosen))
+    elements: Dict[str, Dict[str, float]] = {}
+    for z in sorted({int(z) for f in frames for z in np.unique(f.numbers)}):
+        metrics = error_metrics(error_arrays(frames, preds, element=z))
+        metrics.pop("frames")
+        metrics["atoms"] = float(sum(int((f.numbers == z).sum()) for f in frames))
+        elements[chemical_symbols[z]] = metrics
+    return {"per_config_type": types, "per_element": elements}
+
+
+def write_predictions(path: str | Path, frames: Sequence[Frame], preds: Sequence[FramePrediction],
+                      prefix: str = "MLANet_") -> Path:
+    """Extended XYZ of `frames` (with their reference labels) plus the predictions as info `<prefix>energy` (eV),
+    `<prefix>stress` (eV/Å^3, Voigt, fully periodic frames) and per-atom `<prefix>forces` (eV/Å), written
+    atomically."""
+    structures = []
+    for frame, pred in zip(frames, preds):
+        atoms = frame.to_atoms()
+        atoms.info[prefix + "energy"] = pred.energy
+        atoms.arrays[prefix + "forces"] = pred.forces
+        if pred.stress is not None:
+            atoms.info[prefix + "stress"] = voigt(pred.stress)
+        structures.append(atoms)
+    buf = io.StringIO()
+    ase.io.write(buf, structures, format="extxyz")
+    atomic_write_bytes(path, buf.getvalue().encode())
+    return Path(path)

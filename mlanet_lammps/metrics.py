@@ -66,6 +66,21 @@ def format_table(metrics: Dict[str, float]) -> str:
     return "\n".join(rows)
 
 
+def format_groups(tables: Dict[str, Dict[str, Dict[str, float]]]) -> str:
+    """Plain-text tables of evaluate.error_tables: RMSE per config_type (energy, forces, stress) and per element
+    (forces)."""
+    rows = [f"{'config_type':<20}{'frames':>7}{'E RMSE':>10}{'F RMSE':>10}{'S RMSE':>10}  (meV/atom, meV/Å, meV/Å^3)"]
+    for name, m in tables["per_config_type"].items():
+        values = "".join(f"{m[k]:>10.3f}" if k in m else f"{'-':>10}" for k in
+                         ("energy_rmse", "forces_rmse", "stress_rmse"))
+        rows.append(f"{name:<20}{int(m['frames']):>7}{values}")
+    rows.append(f"{'element':<20}{'atoms':>7}{'F MAE':>10}{'F RMSE':>10}  (meV/Å)")
+    for name, m in tables["per_element"].items():
+        values = "".join(f"{m[k]:>10.3f}" if k in m else f"{'-':>10}" for k in ("forces_mae", "forces_rmse"))
+        rows.append(f"{name:<20}{int(m['atoms']):>7}{values}")
+    return "\n".join(rows)
+
+
 def parity_plot(arrays: Dict[str, np.ndarray], path: str | Path, title: str = "") -> Path:
     """Energy (eV/atom) and force (eV/Å) parity plots side by side, saved as PNG."""
     import matplotlib

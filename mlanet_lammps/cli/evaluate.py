@@ -1,4 +1,5 @@
-"""mlanet-eval MODEL.ckpt DATA.extxyz [--json out.json] [--plot parity.png]: errors of a trained model."""
+"""mlanet-eval MODEL.ckpt DATA.extxyz [--json out.json] [--plot parity.png] [--output preds.extxyz]: errors of a
+trained model, overall, per config_type and per element, and its predictions."""
 
 import json
 import sys
@@ -13,6 +14,9 @@ def main(argv=None) -> int:
     parser.add_argument("data", help="extended XYZ file with reference energies/forces")
     parser.add_argument("--json", help="write the metrics as JSON to this file")
     parser.add_argument("--plot", help="write energy and force parity plots (PNG) to this file")
+    parser.add_argument("--output", help="write each structure with the model's predictions (extended XYZ: info "
+                        "PREFIXenergy, PREFIXstress, per-atom PREFIXforces) to this file")
+    parser.add_argument("--prefix", default="MLANet_", help="name prefix of the predictions in --output")
     parser.add_argument("--energy-key", default="energy", help="info key of the reference energy (eV); REF_<key> "
                         "if absent")
     parser.add_argument("--forces-key", default="forces", help="per-atom array of reference forces (eV/Å); "
@@ -28,21 +32,26 @@ def main(argv=None) -> int:
         from ..checkpoint import load_model
         from ..data.io import read_frames
         from ..devices import parse_dtype, resolve_device
-        from ..evaluate import evaluate_frames
+        from ..evaluate import error_arrays, error_tables, predict_frames, write_predictions
         from ..fileio import atomic_write_bytes
-        from ..metrics import format_table, parity_plot
+        from ..metrics import error_metrics, format_groups, format_table, parity_plot
 
         dtype = parse_dtype(args.dtype, "--dtype")
         device = resolve_device(args.device, where="--device")
         model = load_model(args.checkpoint, dtype=dtype, device=device)
         frames = read_frames(args.data, args.energy_key, args.forces_key, args.stress_key, need_energy=False,
                              need_forces=False, allowed_numbers=model.atomic_numbers.tolist())
-        metrics, arrays = evaluate_frames(model, frames, args.batch_size, device, dtype)
+        preds = predict_frames(model, frames, args.batch_size, device, dtype)
+        arrays = error_arrays(frames, preds)
+        metrics, tables = error_metrics(arrays), error_tables(frames, preds)
         print(format_table(metrics))
+        print(format_groups(tables))
         if args.json:
             report = {"checkpoint": str(args.checkpoint), "data": str(args.data),
-                      "units": {"energy": "meV/atom", "forces": "meV/Å", "stress": "meV/Å^3"}, **metrics}
+                      "units": {"energy": "meV/atom", "forces": "meV/Å", "stress": "meV/Å^3"}, **metrics, **tables}
             atomic_write_bytes(args.json, (json.dumps(report, indent=2) + "\n").encode())
+        if args.output:
+            print(f"predictions: {write_predictions(args.output, frames, preds, args.prefix)}")
         if args.plot:
             print(f"parity plot: {parity_plot(arrays, args.plot, title=Path(args.data).name)}")
         return 0

@@ -16,6 +16,7 @@ from ..fileio import atomic_write_bytes
 MIN_DISTANCE = 0.1  # Å: closer atoms are rejected as overlapping
 REFERENCE_PREFIX = "REF_"  # MACE's names for reference labels (REF_energy, REF_forces, REF_stress, REF_virials)
 VIRIAL_KEYS = ("virial", "virials", "REF_virial", "REF_virials")  # eV, -stress x volume
+DEFAULT_CONFIG_TYPE = "Default"  # config_type of frames without one (MACE's name)
 MAX_STRESS = 1.0  # eV/Å^3 (160 GPa): a larger stress component is taken for kbar, GPa or a virial
 
 
@@ -31,6 +32,7 @@ class Frame:
     forces: Optional[np.ndarray] = None  # [N, 3]
     stress: Optional[np.ndarray] = None  # [3, 3]
     source: str = ""                    # "file:frame" for error messages
+    config_type: str = DEFAULT_CONFIG_TYPE  # the frame's info["config_type"], for per-type errors
 
     @property
     def num_atoms(self) -> int:
@@ -41,6 +43,8 @@ class Frame:
         from ase.calculators.singlepoint import SinglePointCalculator
 
         atoms = ase.Atoms(numbers=self.numbers, positions=self.positions, cell=self.cell, pbc=self.pbc)
+        if self.config_type != DEFAULT_CONFIG_TYPE:
+            atoms.info["config_type"] = self.config_type
         results = {k: v for k, v in (("energy", self.energy), ("forces", self.forces)) if v is not None}
         if self.stress is not None:
             results["stress"] = voigt(self.stress)
@@ -52,7 +56,7 @@ class Frame:
                    forces: Optional[np.ndarray] = None, stress: Optional[np.ndarray] = None) -> "Frame":
         return cls(atoms.get_atomic_numbers().copy(), np.array(atoms.get_positions(), dtype=np.float64),
                    np.array(atoms.get_cell()[:], dtype=np.float64), np.array(atoms.get_pbc(), dtype=bool),
-                   energy, forces, stress, source)
+                   energy, forces, stress, source, str(atoms.info.get("config_type", DEFAULT_CONFIG_TYPE)))
 
 
 def write_frames(path: str | Path, frames: Sequence[Frame]) -> None:

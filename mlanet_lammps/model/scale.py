@@ -16,9 +16,10 @@ class AtomicEnergyScale(nn.Module):
 
     def __init__(self, reference_energies: Sequence[float], scale: float):
         super().__init__()
-        self.register_buffer("reference_energies",
-                             torch.tensor(list(reference_energies), dtype=torch.get_default_dtype()))
-        self.register_buffer("scale", torch.tensor(float(scale), dtype=torch.get_default_dtype()))
+        # float64 until the model is cast to its run dtype, so that a float64 model holds the energies exactly
+        # (reference energies reach thousands of eV, where float32 rounds by 1e-4 eV)
+        self.register_buffer("reference_energies", torch.tensor(list(reference_energies), dtype=torch.float64))
+        self.register_buffer("scale", torch.tensor(float(scale), dtype=torch.float64))
 
     def forward(self, e: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
         return e * self.scale + self.reference_energies[species]

@@ -203,27 +203,53 @@ def _element_energies(value: Any, key: str, source: str) -> Dict[str, float]:
     return {s: float(e) for s, e in value.items()}
 
 
+# the range of every numeric option (besides model.cutoff, checked with its own advice): rule, test
+RANGES = {
+    ">= 1": lambda v: v >= 1,
+    ">= 0": lambda v: v >= 0,
+    "> 0": lambda v: v > 0,
+    "in (0, 1)": lambda v: 0 < v < 1,
+}
+OPTION_RANGES = {
+    "model": {"num_layers": ">= 1", "l_max": ">= 0", "channels": ">= 1", "num_basis": ">= 1", "envelope_p": ">= 1",
+              "embed_dim": ">= 1", "radial_hidden": ">= 1", "chem_hidden": ">= 1", "att_channels": ">= 1",
+              "logit_cap": "> 0", "readout_hidden": ">= 1", "density_channels": ">= 1"},
+    "data": {"max_frames": ">= 1"},
+    "training": {"batch_size": ">= 1", "max_epochs": ">= 1", "lr": "> 0", "weight_decay": ">= 0",
+                 "lr_factor": "in (0, 1)", "lr_patience": ">= 0", "min_lr": ">= 0", "huber_delta": "> 0",
+                 "grad_clip": ">= 0", "early_stopping_patience": ">= 0", "num_threads": ">= 1"},
+}
+
+
+def check_ranges(cfg: Config, source: str) -> None:
+    """Each numeric option finite and within OPTION_RANGES (null options pass), else one error naming it."""
+    for section, rules in OPTION_RANGES.items():
+        values = getattr(cfg, section)
+        for name, rule in rules.items():
+            value = getattr(values, name)
+            if value is not None and not (math.isfinite(value) and RANGES[rule](value)):
+                default = next(f.default for f in fields(values) if f.name == name)
+                raise MLANetInputError(source, f"{section}.{name} = {value!r} must be {rule}",
+                                       f"e.g. {name}: {default}" + ("" if default is None else " (the default)"))
+
+
 def validate(cfg: Config, source: str) -> Config:
     m, t, d = cfg.model, cfg.training, cfg.data
+    check_ranges(cfg, source)
     checks = [
         (0.5 < m.cutoff <= MAX_CUTOFF, f"model.cutoff = {m.cutoff} Å is outside (0.5, {MAX_CUTOFF}]",
          "use a cutoff between 3 and 6 Å for most systems"),
-        (m.num_layers >= 1 and m.l_max >= 0 and m.channels >= 1,
-         "model.num_layers, l_max and channels must be positive",
-         "e.g. num_layers: 2, l_max: 2, channels: 32"),
         (0.0 < d.valid_fraction < 1.0 or d.valid_file is not None,
          f"data.valid_fraction = {d.valid_fraction} not in (0, 1)",
          "e.g. valid_fraction: 0.1"),
-        (m.density_l_max >= -1 and m.density_channels >= 1,
-         f"model.density_l_max = {m.density_l_max}, density_channels = {m.density_channels} out of range",
-         "use density_l_max >= -1 (-1: none, 3: the default) and density_channels >= 1"),
+        (m.density_l_max >= -1, f"model.density_l_max = {m.density_l_max} must be >= -1",
+         "use -1 (no angular density) or a highest l such as 3 (the default)"),
         (m.repulsion in ("zbl", "none"), f"model.repulsion = {m.repulsion!r} unknown", "use zbl or none"),
         (t.lr_schedule in ("plateau", "cosine", "constant"), f"training.lr_schedule = {t.lr_schedule!r} unknown",
          "use plateau, cosine or constant"),
         (t.loss in ("mse", "huber", "l1"), f"training.loss = {t.loss!r} unknown", "use mse, huber or l1"),
         (t.dtype in DTYPES, f"training.dtype = {t.dtype!r} unknown", f"use {' or '.join(DTYPES)}"),
         (is_device_name(t.device), f"training.device = {t.device!r} unknown", f"use {DEVICE_NAMES}"),
-        (t.batch_size >= 1 and t.max_epochs >= 1, "training.batch_size and max_epochs must be >= 1", "fix the values"),
         (min(t.energy_weight, t.forces_weight, t.stress_weight) >= 0
          and t.energy_weight + t.forces_weight + t.stress_weight > 0,
          "loss weights must be >= 0 and not all zero", "e.g. energy_weight: 1, forces_weight: 10"),

@@ -37,6 +37,13 @@ def config(tmp_path) -> dict:
     ({"data": {"e0s": {"H": -13.6}}, "training": {"init_from": "run/best.ckpt"}},
      "data.e0s replaces the reference energies, which training.init_from keeps"),
     ({"training": {"init_from": "run/best.ckpt"}}, "checkpoint not found"),
+    ({"model": {"logit_cap": 0.0}}, "model.logit_cap = 0.0 must be > 0"),
+    ({"training": {"early_stopping_patience": -1}}, "training.early_stopping_patience = -1 must be >= 0"),
+    ({"training": {"lr_factor": 1.5}}, "training.lr_factor = 1.5 must be in (0, 1)"),
+    ({"training": {"lr": float("nan")}}, "training.lr = nan must be > 0"),
+    ({"training": {"num_threads": 0}}, "training.num_threads = 0 must be >= 1"),
+    ({"data": {"max_frames": 0}}, "data.max_frames = 0 must be >= 1"),
+    ({"model": {"att_channels": 0}}, "model.att_channels = 0 must be >= 1"),
 ])
 def test_config_errors(tmp_path, change, message):
     raw = config(tmp_path)
@@ -65,3 +72,15 @@ def test_model_options_are_the_model_config():
         assert model_fields[name].default is not MISSING
         assert option.default == model_fields[name].default and type(option.default) is type(model_fields[name].default)
     assert ModelOptions().to_model_config([1, 8]) == ModelConfig(atomic_numbers=[1, 8])
+
+
+def test_every_numeric_option_has_a_range():
+    """A numeric option added without an entry in OPTION_RANGES (or its own check) fails here."""
+    from mlanet_lammps.train.config import OPTION_RANGES, SECTIONS
+    own_checks = {"model.cutoff", "model.density_l_max", "training.seed", "training.energy_weight",
+                  "training.forces_weight", "training.stress_weight", "training.ema_decay", "data.valid_fraction"}
+    for section, cls in SECTIONS.items():
+        for f in fields(cls):
+            numeric = f.type in (int, float, "int", "float") or "Optional[int]" in str(f.type)
+            if numeric and f"{section}.{f.name}" not in own_checks:
+                assert f.name in OPTION_RANGES[section], f"{section}.{f.name} has no range"

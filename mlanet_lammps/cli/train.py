@@ -1,4 +1,4 @@
-"""mlanet-train CONFIG.yaml [--resume]: train an MLANet potential."""
+"""mlanet-train CONFIG.yaml [section.key=value ...] [--resume]: train an MLANet potential."""
 
 import sys
 
@@ -8,6 +8,8 @@ from . import cli_parser, run_cli
 def main(argv=None) -> int:
     parser = cli_parser("mlanet-train", __doc__)
     parser.add_argument("config", nargs="?", help="YAML configuration (see --print-config)")
+    parser.add_argument("overrides", nargs="*", metavar="section.key=value",
+                        help="options set over the file's, e.g. training.max_epochs=200")
     parser.add_argument("--resume", action="store_true", help="continue exactly from output_dir/last.ckpt")
     parser.add_argument("--print-config", action="store_true", help="print every option with its default and exit")
     args = parser.parse_args(argv)
@@ -21,7 +23,7 @@ def main(argv=None) -> int:
             parser.error("a configuration file is required (mlanet-train --print-config shows all options)")
         from ..train.loop import TrainingDiverged, train
         try:
-            train(load_config(args.config), resume=args.resume)
+            train(load_config(args.config, args.overrides), resume=args.resume)
         except TrainingDiverged as err:
             print(f"error: {err}", file=sys.stderr)
             return 1

@@ -4,7 +4,7 @@ import math
 import re
 from dataclasses import MISSING, asdict, dataclass, field, fields, make_dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import yaml
 from ase.data import atomic_numbers as ATOMIC_NUMBERS
@@ -118,7 +118,8 @@ class TrainingConfig:
     dtype: str = opt("float32", "'float32' or 'float64'")
     device: str = opt("auto", "'cpu', 'cuda', 'cuda:N' or 'auto' (cuda when available)")
     num_threads: Optional[int] = opt(None, "CPU threads for torch (null: torch's default)")
-    progress: bool = opt(True, "show a progress bar with live metrics")
+    progress: bool = opt(True, "show a progress bar with live metrics when stderr is a terminal (otherwise, and "
+                         "when false, one log line per epoch)")
     init_from: Optional[str] = opt(None, "fine-tune: start from this checkpoint's weights and architecture (the model "
                                    "section may be left out; what it sets must equal the checkpoint's)")
     refit_references: bool = opt(False, "init_from: set the reference energies anew from the training frames (or "
@@ -310,7 +311,30 @@ def init_from_model(path: str, options: ModelOptions, written: Dict[str, Any], s
     return ckpt
 
 
-def load_config(path: str | Path) -> Config:
+def apply_overrides(raw: Any, overrides: Sequence[str]) -> Any:
+    """The parsed YAML `raw` with each 'section.key=value' of `overrides` set (value read as YAML, e.g.
+    training.max_epochs=200, data.e0s={H: -13.6, O: -2041.3}); the result is checked like the file itself."""
+    for item in overrides:
+        match = re.fullmatch(r"(\w+)\.(\w+)=(.*)", item, flags=re.DOTALL)
+        if not match:
+            raise MLANetInputError(f"override {item!r}", "not of the form section.key=value",
+                                   "e.g. training.max_epochs=200 (see mlanet-train --print-config)")
+        section, key, text = match.groups()
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise MLANetInputError(f"override {item!r}", f"invalid YAML value ({' '.join(str(err).split())})",
+                                   "quote strings with spaces or special characters") from None
+        if isinstance(raw, dict):
+            if raw.get(section) is None:
+                raw[section] = {}
+            if isinstance(raw[section], dict):
+                raw[section][key] = value
+    return raw
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
+    """The checked configuration of a YAML file, with command-line overrides (apply_overrides) applied."""
     path = Path(path)
     if not path.is_file():
         raise MLANetInputError(str(path), "configuration file not found", "check the path")
@@ -318,7 +342,7 @@ def load_config(path: str | Path) -> Config:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise MLANetInputError(str(path), f"invalid YAML ({' '.join(str(err).split())})", "fix the syntax") from None
-    return config_from_dict(raw, str(path), path.parent)
+    return config_from_dict(apply_overrides(raw, overrides), str(path), path.parent)
 
 
 def default_config_yaml() -> str:

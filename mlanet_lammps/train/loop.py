@@ -6,6 +6,7 @@ import hashlib
 import io
 import math
 import random
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,13 +19,14 @@ from ase.data import chemical_symbols
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
-from ..checkpoint import load_checkpoint, model_from_payload, save_checkpoint
+from ..checkpoint import load_checkpoint, load_model, model_from_payload, save_checkpoint
 from ..data.batch import GraphBatch, collate, frame_to_graph
 from ..data.io import Frame, read_frames, write_frames
 from ..devices import parse_dtype, resolve_device
 from ..errors import MLANetInputError
+from ..evaluate import error_tables, predict_frames
 from ..fileio import atomic_write_bytes
-from ..metrics import ErrorAccumulator
+from ..metrics import ErrorAccumulator, format_groups
 from ..model.mlanet import MLANet, ModelConfig
 from ..model.repulsion import switch_radii
 from ..predict import Prediction, predict
@@ -332,8 +334,10 @@ class Trainer:
         t = self.cfg.training
         self.out.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
+        # the bar only on a terminal: in batch jobs and pipes, one log line per epoch instead
+        show_bar = t.progress and sys.stderr.isatty()
         bar = tqdm(total=t.max_epochs, initial=self.epoch, desc="mlanet-train", unit="epoch",
-                   disable=not t.progress, dynamic_ncols=True)
+                   disable=not show_bar, dynamic_ncols=True)
         stop_reason = "max_epochs"
         try:
             while self.epoch < t.max_epochs:
@@ -362,9 +366,13 @@ class Trainer:
                     self.save("best.ckpt", False, val_metrics)
                 self.save("last.ckpt", True, val_metrics)
                 self.write_csv()
+                summary = (f"loss {train_loss:.4g} val E {val_metrics.get('energy_rmse', float('nan')):.3g} meV/at "
+                           f"F {val_metrics.get('forces_rmse', float('nan')):.4g} meV/Å")
                 bar.update(1)
-                bar.set_postfix_str(f"loss {train_loss:.4g} val E {val_metrics.get('energy_rmse', float('nan')):.3g} "
-                                    f"meV/at F {val_metrics.get('forces_rmse', float('nan')):.4g} meV/Å", refresh=True)
+                bar.set_postfix_str(summary, refresh=True)
+                if not show_bar:
+                    self.log(f"epoch {self.epoch}/{t.max_epochs} lr {lr:.3g} {summary}{' *' if improved else ''} "
+                             f"({row['epoch_time_s']:.1f} s)")
                 if timed_out or self.out_of_time(start):
                     stop_reason = "max_time"
                     break
@@ -404,4 +412,10 @@ def train(cfg: Config, resume: bool = False, log: Callable[[str], None] = print)
         log(f"fine-tuning {t.init_from} ({'new' if t.refit_references else 'its'} reference energies)")
     log(f"{n_train} training / {n_valid} validation frames; elements {data.model_config.atomic_numbers}; "
         f"{sum(p.numel() for p in trainer.model.parameters())} parameters; device {trainer.device}, {t.dtype}")
-    return trainer.fit()
+    summary = trainer.fit()
+    if trainer.best_epoch > 0:  # the best model's validation errors per config_type and per element
+        best = load_model(trainer.out / "best.ckpt", dtype=trainer.dtype, device=trainer.device)
+        preds = predict_frames(best, data.valid_frames, t.batch_size, trainer.device, trainer.dtype)
+        log(f"validation errors of {trainer.out / 'best.ckpt'}:\n"
+            f"{format_groups(error_tables(data.valid_frames, preds))}")
+    return summary

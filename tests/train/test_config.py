@@ -84,3 +84,19 @@ def test_every_numeric_option_has_a_range():
             numeric = f.type in (int, float, "int", "float") or "Optional[int]" in str(f.type)
             if numeric and f"{section}.{f.name}" not in own_checks:
                 assert f.name in OPTION_RANGES[section], f"{section}.{f.name} has no range"
+
+
+def test_command_line_overrides(tmp_path):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(config(tmp_path)))
+    cfg = load_config(path, ["training.max_epochs=200", "model.channels=16", "data.e0s={H: -13.6, O: -2041.3}",
+                             "training.max_time=2h"])
+    assert (cfg.training.max_epochs, cfg.model.channels, cfg.training.max_time) == (200, 16, "2h")
+    assert cfg.data.e0s == {"H": -13.6, "O": -2041.3}
+    assert load_config(path).training.max_epochs == 1  # the file itself is unchanged
+    for bad, message in (("max_epochs=3", "not of the form section.key=value"),
+                         ("training.max_epoch=3", "unknown key(s) training.max_epoch"),
+                         ("training.lr=-1", "training.lr = -1.0 must be > 0")):
+        with pytest.raises(MLANetInputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            load_config(path, [bad])
+    assert train_main([str(path), "training.lr=-1"]) == 2

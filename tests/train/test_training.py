@@ -163,3 +163,17 @@ def test_repulsion_prior_is_zero_on_every_training_frame(tmp_path):
         assert float(energy.abs().max()) == 0.0
     short = torch.tensor([0.8 * radii[0, 1]], dtype=torch.float64)
     assert float(prior.pair_energy(short, torch.tensor([0]), torch.tensor([1]))) > 0.01
+
+
+def test_batch_job_log_has_one_line_per_epoch_and_the_error_tables(tmp_path):
+    """stderr is no terminal here (pytest captures it): no bar, one line per epoch, then the best model's validation
+    errors per config_type and per element."""
+    lines = []
+    loop.train(config_from_dict(config(tmp_path, max_epochs=2, progress=True)), log=lines.append)
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epochs] == ["1/2", "2/2"]
+    assert all("val E" in line and "meV/Å" in line for line in epochs)
+    tables = lines[-1].splitlines()
+    assert tables[0].startswith("validation errors of") and tables[1].startswith("config_type")
+    assert any(row.split()[:2] == ["Default", "2"] for row in tables)  # 2 validation frames, no config_type
+    assert {row.split()[0] for row in tables[-2:]} == {"H", "O"}

@@ -1,5 +1,6 @@
 """Read and validate extended-XYZ structures (ASE) into `Frame`s, with one-line errors naming file, frame and fix."""
 
+import glob
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,13 +131,38 @@ def check_geometry(frame: Frame, min_distance: float = MIN_DISTANCE) -> None:
             "remove this frame or fix its coordinates/cell")
 
 
-def read_frames(path: str | Path, energy_key: str = "energy", forces_key: str = "forces", stress_key: str = "stress",
+FileSpec = str | Path | Sequence[str | Path]
+
+
+def expand_files(spec: FileSpec) -> List[Path]:
+    """The files of a data option: one path, a glob pattern ('data/*.extxyz') or a list of those, in that order
+    (each pattern's matches sorted). A pattern that matches nothing is an MLANetInputError."""
+    items = [spec] if isinstance(spec, (str, Path)) else list(spec)
+    files: List[Path] = []
+    for item in items:
+        if glob.has_magic(str(item)):
+            matches = sorted(glob.glob(str(item)))
+            if not matches:
+                raise MLANetInputError(str(item), "no file matches this pattern", "check the pattern and its folder")
+            files += [Path(m) for m in matches]
+        else:
+            files.append(Path(item))
+    return files
+
+
+def ase_format(path: Path) -> Optional[str]:
+    """The ASE format name for `path`: extended XYZ for .xyz/.extxyz, else None (ASE guesses: .traj, .db, OUTCAR,
+    vasprun.xml, ...)."""
+    return "extxyz" if path.suffix.lower() in (".xyz", ".extxyz") else None
+
+
+def read_frames(path: FileSpec, energy_key: str = "energy", forces_key: str = "forces", stress_key: str = "stress",
                 need_energy: bool = True, need_forces: bool = True, need_stress: bool = False,
                 allowed_numbers: Optional[Iterable[int]] = None, index: str = ":") -> List[Frame]:
-    """Read every frame of an extended-XYZ file and validate it.
+    """Read every frame of one or more files in any format ASE reads (expand_files) and validate it.
 
     Args:
-        path: extxyz file.
+        path: a file (extended XYZ, ASE .traj or .db, VASP OUTCAR or vasprun.xml, ...), a glob pattern or a list.
         energy_key / forces_key / stress_key: where the labels are (calculator results, info or arrays); a missing
             key falls back to REF_<key> (MACE's files), and a missing stress to a virial (eV) as -virial / volume.
             A stress on a frame that is not periodic in all directions is an error if need_stress, else dropped.
@@ -146,25 +172,26 @@ def read_frames(path: str | Path, energy_key: str = "energy", forces_key: str = 
     Raises:
         MLANetInputError with a one-line message naming the file, the frame and the fix.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise MLANetInputError(str(path), "file not found", "check the path in your config or command line")
     allowed = None if allowed_numbers is None else set(int(z) for z in allowed_numbers)
     frames: List[Frame] = []
-    n = 0
-    try:
-        for n, atoms in enumerate(ase.io.iread(str(path), index=index, format="extxyz")):
-            frames.append(_validate(atoms, f"{path}:frame {n}", energy_key, forces_key, stress_key,
-                                    need_energy, need_forces, need_stress, allowed))
-    except MLANetInputError:
-        raise
-    except Exception as err:  # ASE raises many types for malformed/truncated input
-        msg = " ".join(str(err).split()) or type(err).__name__
-        raise MLANetInputError(f"{path}:frame {len(frames)}", f"cannot parse as extended XYZ ({msg})",
-                               "the file is malformed or truncated: regenerate it or cut it before this frame"
-                               ) from None
-    if not frames:
-        raise MLANetInputError(str(path), "no frames in file", "point to a non-empty extended XYZ file")
+    for file in expand_files(path):
+        if not file.is_file():
+            raise MLANetInputError(str(file), "file not found", "check the path in your config or command line")
+        start, fmt = len(frames), ase_format(file)
+        try:
+            for n, atoms in enumerate(ase.io.iread(str(file), index=index, format=fmt)):
+                frames.append(_validate(atoms, f"{file}:frame {n}", energy_key, forces_key, stress_key,
+                                        need_energy, need_forces, need_stress, allowed))
+        except MLANetInputError:
+            raise
+        except Exception as err:  # ASE raises many types for malformed/truncated input
+            msg = " ".join(str(err).split()) or type(err).__name__
+            what = "extended XYZ" if fmt else "a format ASE reads"
+            raise MLANetInputError(f"{file}:frame {len(frames) - start}", f"cannot parse as {what} ({msg})",
+                                   "the file is malformed or truncated: regenerate it or cut it before this frame"
+                                   ) from None
+        if len(frames) == start:
+            raise MLANetInputError(str(file), "no frames in file", "point to a file with structures")
     return frames
 
 

@@ -23,8 +23,11 @@ def opt(default: Any, doc: str, **kw):
 
 @dataclass
 class DataConfig:
-    train_file: str = opt(MISSING, "extended XYZ file with training structures (energies in eV, forces in eV/Å)")
-    valid_file: Optional[str] = opt(None, "separate validation file; if null, valid_fraction of train_file is held out")
+    train_file: str = opt(MISSING, "training structures (energies in eV, forces in eV/Å): a file in any format ASE "
+                          "reads (extended XYZ, .traj, .db, OUTCAR, vasprun.xml, ...), a glob pattern or a list")
+    valid_file: Optional[str] = opt(None, "separate validation file(s), as train_file; if null, valid_fraction of "
+                                    "train_file is held out")
+    test_file: Optional[str] = opt(None, "test file(s), as train_file, evaluated with the best model at the end")
     valid_fraction: float = opt(0.1, "fraction of train_file held out for validation when valid_file is null")
     max_frames: Optional[int] = opt(None, "use at most this many frames of train_file (null: all)")
     energy_key: str = opt("energy", "info/results key of the total energy (eV)")
@@ -33,6 +36,9 @@ class DataConfig:
     e0s: Optional[Dict[str, float]] = opt(None, "isolated-atom energies (eV) by element symbol, e.g. {H: -13.6, O: "
                                           "-2041.3}, used as the reference energies of every element of the model "
                                           "(null: least-squares fit on the training frames)")
+
+
+FILE_OPTIONS = ("train_file", "valid_file", "test_file")  # a path, a glob pattern or a list (data.io.expand_files)
 
 
 # Help text of each model option, in the order `mlanet-train --print-config` lists them. The options themselves (names,
@@ -175,6 +181,8 @@ def _coerce(value: Any, f, key: str, source: str):
         raise MLANetInputError(source, f"{key} may not be null", f"give a value: {f.metadata['doc']}")
     if f.name == "e0s":
         return _element_energies(value, key, source)
+    if f.name in FILE_OPTIONS:
+        return _file_spec(value, key, source)
     if kind is bool and not isinstance(value, bool):
         raise MLANetInputError(source, f"{key} must be true or false, got {value!r}", f.metadata["doc"])
     if f.name in ("max_frames", "num_threads"):
@@ -185,6 +193,16 @@ def _coerce(value: Any, f, key: str, source: str):
         return kind(value) if kind is not str or f.name != "max_time" else str(value)
     except (TypeError, ValueError):
         raise MLANetInputError(source, f"{key} must be {kind.__name__}, got {value!r}", f.metadata["doc"]) from None
+
+
+def _file_spec(value: Any, key: str, source: str) -> str | List[str]:
+    """A data file option: a path or glob pattern, or a non-empty list of them."""
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return list(value)
+    raise MLANetInputError(source, f"{key} must be a path, a glob pattern or a list of them, got {value!r}",
+                           "e.g. train_file: data/train.extxyz, 'data/*.traj' or [a.xyz, b.xyz]")
 
 
 def _element_energies(value: Any, key: str, source: str) -> Dict[str, float]:
@@ -269,7 +287,7 @@ def validate(cfg: Config, source: str) -> Config:
 
 
 # options that are file paths: relative ones are relative to the config file
-PATHS = (("data", "train_file"), ("data", "valid_file"), ("training", "init_from"))
+PATHS = (("data", "train_file"), ("data", "valid_file"), ("data", "test_file"), ("training", "init_from"))
 
 
 def config_from_dict(raw: Dict[str, Any], source: str = "config", base: Optional[Path] = None) -> Config:
@@ -286,10 +304,14 @@ def config_from_dict(raw: Dict[str, Any], source: str = "config", base: Optional
     parts = {name: _build(cls, raw.get(name) or {}, name, source) for name, cls in SECTIONS.items()}
     cfg = validate(Config(**parts), source)
     if base is not None:
+        def resolved(path: str) -> str:
+            return path if Path(path).is_absolute() else str(base.resolve() / path)
+
         for section, attr in PATHS:
             value = getattr(getattr(cfg, section), attr)
-            if value is not None and not Path(value).is_absolute():
-                setattr(getattr(cfg, section), attr, str((base / value).resolve()))
+            if value is not None:
+                setattr(getattr(cfg, section), attr,
+                        [resolved(v) for v in value] if isinstance(value, list) else resolved(value))
     if cfg.training.init_from is not None:
         cfg.model = init_from_model(cfg.training.init_from, cfg.model, raw.get("model") or {}, source)
     return cfg

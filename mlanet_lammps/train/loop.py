@@ -21,12 +21,12 @@ from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint, load_model, model_from_payload, save_checkpoint
 from ..data.batch import GraphBatch, collate, frame_to_graph
-from ..data.io import Frame, read_frames, write_frames
+from ..data.io import FileSpec, Frame, expand_files, read_frames, write_frames
 from ..devices import parse_dtype, resolve_device
 from ..errors import MLANetInputError
-from ..evaluate import error_tables, predict_frames
+from ..evaluate import error_arrays, error_tables, predict_frames
 from ..fileio import atomic_write_bytes
-from ..metrics import ErrorAccumulator, format_groups
+from ..metrics import ErrorAccumulator, error_metrics, format_groups, format_table
 from ..model.mlanet import MLANet, ModelConfig
 from ..model.repulsion import switch_radii
 from ..predict import Prediction, predict
@@ -38,11 +38,12 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or inf; the last good checkpoint is kept."""
 
 
-def file_sha256(paths: Sequence[Optional[str]]) -> str:
+def file_sha256(specs: Sequence[Optional[FileSpec]]) -> str:
+    """sha256 over the contents of every file of the data options `specs` (None: skipped)."""
     h = hashlib.sha256()
-    for p in paths:
-        if p:
-            h.update(Path(p).read_bytes())
+    for spec in specs:
+        for path in expand_files(spec) if spec else ():
+            h.update(path.read_bytes())
     return h.hexdigest()
 
 
@@ -98,13 +99,13 @@ def prepare_data(cfg: Config) -> PreparedData:
     if d.valid_file:
         train_frames, valid_frames = frames, read_frames(d.valid_file, **keys, **need)
     else:
-        i_train, i_valid = split_indices(len(frames), d.valid_fraction, t.seed, d.train_file)
+        i_train, i_valid = split_indices(len(frames), d.valid_fraction, t.seed, str(d.train_file))
         train_frames, valid_frames = [frames[i] for i in i_train], [frames[i] for i in i_valid]
     init = model_from_payload(load_checkpoint(t.init_from), t.init_from) if t.init_from else None
     atomic_numbers = init.config.atomic_numbers if init is not None else sorted(elements(train_frames))
     owner, fix = (("the training.init_from checkpoint", "fine-tune on its elements only, or train a new model")
                   if init is not None else ("the training frames", "include every element in the training set"))
-    for where, part in ((d.train_file, train_frames), (d.valid_file or d.train_file, valid_frames)):
+    for where, part in ((str(d.train_file), train_frames), (str(d.valid_file or d.train_file), valid_frames)):
         foreign = sorted(elements(part) - set(atomic_numbers))
         if foreign:
             raise MLANetInputError(where, f"element(s) {symbols(foreign)} absent from {owner} "
@@ -413,9 +414,18 @@ def train(cfg: Config, resume: bool = False, log: Callable[[str], None] = print)
     log(f"{n_train} training / {n_valid} validation frames; elements {data.model_config.atomic_numbers}; "
         f"{sum(p.numel() for p in trainer.model.parameters())} parameters; device {trainer.device}, {t.dtype}")
     summary = trainer.fit()
-    if trainer.best_epoch > 0:  # the best model's validation errors per config_type and per element
+    if trainer.best_epoch > 0:  # the best model's errors per config_type and per element
         best = load_model(trainer.out / "best.ckpt", dtype=trainer.dtype, device=trainer.device)
-        preds = predict_frames(best, data.valid_frames, t.batch_size, trainer.device, trainer.dtype)
-        log(f"validation errors of {trainer.out / 'best.ckpt'}:\n"
-            f"{format_groups(error_tables(data.valid_frames, preds))}")
+        tests = [("validation", data.valid_frames)]
+        if cfg.data.test_file:
+            tests.append(("test", read_frames(cfg.data.test_file, cfg.data.energy_key, cfg.data.forces_key,
+                                              cfg.data.stress_key, need_energy=False, need_forces=False,
+                                              allowed_numbers=data.model_config.atomic_numbers)))
+        for name, frames in tests:
+            preds = predict_frames(best, frames, t.batch_size, trainer.device, trainer.dtype)
+            metrics = error_metrics(error_arrays(frames, preds))
+            log(f"{name} errors of {trainer.out / 'best.ckpt'}:\n{format_table(metrics)}\n"
+                f"{format_groups(error_tables(frames, preds))}")
+            if name == "test":
+                summary.update({f"test_{k}": v for k, v in metrics.items()})
     return summary

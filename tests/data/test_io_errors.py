@@ -178,3 +178,23 @@ def test_stress_in_gpa_is_refused(tmp_path):
         read_frames(path, need_stress=True)
     assert_one_line(err, "stress component 1.5 is above 1 eV/Å^3", "looks like kbar, GPa or a virial",
                     "1 GPa = 0.0062415 eV/Å^3")
+
+
+def test_ase_formats_globs_and_lists(tmp_path):
+    """The same labelled frames from ASE .traj and .db files, a glob and a list read as from the extended XYZ."""
+    import ase.io
+    frames = read_frames(WATER, index=":3")
+    structures = [f.to_atoms() for f in frames]
+    ase.io.write(tmp_path / "a.traj", structures[:2])
+    ase.io.write(tmp_path / "b.db", structures[2:])
+    ase.io.write(tmp_path / "c.extxyz", structures[2:], format="extxyz")
+    for spec in ([tmp_path / "a.traj", tmp_path / "b.db"], [str(tmp_path / "a.traj"), str(tmp_path / "c.*")]):
+        read = read_frames(spec)
+        assert len(read) == 3
+        for a, b in zip(read, frames):
+            assert a.energy == b.energy
+            np.testing.assert_array_equal(a.forces, b.forces)
+            np.testing.assert_array_equal(a.positions, b.positions)
+    with pytest.raises(MLANetInputError) as err:
+        read_frames(str(tmp_path / "*.nothing"))
+    assert_one_line(err, "no file matches this pattern")

@@ -16,7 +16,7 @@ from mlanet_lammps.data.io import read_frames
 from mlanet_lammps.errors import MLANetInputError
 from mlanet_lammps.evaluate import evaluate_frames
 from mlanet_lammps.train import loop
-from mlanet_lammps.train.config import config_from_dict
+from mlanet_lammps.train.config import config_from_dict, load_config
 from mlanet_lammps.train.statistics import shortest_pair_distances
 from tests.conftest import WATER
 
@@ -174,6 +174,32 @@ def test_batch_job_log_has_one_line_per_epoch_and_the_error_tables(tmp_path):
     assert [line.split()[1] for line in epochs] == ["1/2", "2/2"]
     assert all("val E" in line and "meV/Å" in line for line in epochs)
     tables = lines[-1].splitlines()
-    assert tables[0].startswith("validation errors of") and tables[1].startswith("config_type")
+    assert tables[0].startswith("validation errors of") and tables[1].startswith("quantity")
+    assert any(row.startswith("config_type") for row in tables)
     assert any(row.split()[:2] == ["Default", "2"] for row in tables)  # 2 validation frames, no config_type
     assert {row.split()[0] for row in tables[-2:]} == {"H", "O"}
+
+
+def test_file_lists_globs_relative_paths_and_test_file(tmp_path):
+    """train_file as a list (with a glob) relative to the config file, and test_file evaluated at the end."""
+    import ase.io
+    frames = read_frames(WATER, index=":8")
+    (tmp_path / "data").mkdir()
+    for k in range(4):
+        ase.io.write(tmp_path / "data" / f"part{k}.extxyz", [f.to_atoms() for f in frames[2 * k:2 * k + 2]],
+                     format="extxyz")
+    raw = config(tmp_path, max_epochs=1)
+    raw["data"] = {"train_file": ["data/part0.extxyz", "data/part[1-2].extxyz"], "valid_fraction": 0.2,
+                   "test_file": "data/part3.extxyz"}
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    cfg = load_config(path)
+    assert cfg.data.train_file == [str(tmp_path / "data" / "part0.extxyz"), str(tmp_path / "data" / "part[1-2].extxyz")]
+    lines = []
+    summary = loop.train(cfg, log=lines.append)
+    assert any(line.startswith("6 training") or line.startswith("5 training") for line in lines)
+    test = [line for line in lines if line.startswith("test errors of")]
+    assert len(test) == 1 and "frames: 2" in test[0]
+    best = load_model(tmp_path / "run" / "best.ckpt")
+    expected, _ = evaluate_frames(best, frames[6:8])
+    assert summary["test_forces_rmse"] == pytest.approx(expected["forces_rmse"], rel=1e-9)

@@ -12,6 +12,22 @@ from tests.conftest import ROOT, make_model
 from tests.lammps.conftest import read_thermo, run_lammps
 
 pytestmark = pytest.mark.lammps
+
+
+def thermo_rows(log: str) -> list:
+    """Every thermo row of the last run of a LAMMPS log as {column: value}."""
+    lines = log.splitlines()
+    header = max(i for i, line in enumerate(lines) if line.split()[:1] == ["Step"])
+    rows = []
+    for line in lines[header + 1:]:
+        values = line.split()
+        if len(values) != len(lines[header].split()):
+            break
+        try:
+            rows.append(dict(zip(lines[header].split(), map(float, values))))
+        except ValueError:
+            break
+    return rows
 INPUTS = ROOT / "lammps_inputs"
 
 
@@ -29,6 +45,7 @@ def model_prefix(tmp_path_factory):
     ("formate_cu.in", {"steps": 5}),
     ("triclinic_water.in", {"steps": 5}),
     ("scaling_water.in", {"rep": 1, "steps": 3}),
+    ("water_npt.in", {"equil_steps": 2, "prod_steps": 4}),
 ])
 @pytest.mark.parametrize("nprocs", [1, 2])
 def test_input_runs(model_prefix, tmp_path, name, variables, nprocs):
@@ -40,3 +57,7 @@ def test_input_runs(model_prefix, tmp_path, name, variables, nprocs):
     assert all(math.isfinite(v) for v in thermo.values())
     grid = re.search(r"(\d+) by (\d+) by (\d+) MPI processor grid", log)
     assert math.prod(int(g) for g in grid.groups()) == nprocs
+    if name == "water_npt.in":  # the barostat moved the cell and the mean density was printed
+        volumes = [row["Volume"] for row in thermo_rows(log)]
+        assert volumes[-1] != volumes[0]
+        assert 0.0 < float(re.search(r"NPT density: ([0-9.]+) g/cm\^3", log).group(1)) < 10.0

@@ -126,6 +126,8 @@ class TrainingConfig:
     num_threads: Optional[int] = opt(None, "CPU threads for torch (null: torch's default)")
     progress: bool = opt(True, "show a progress bar with live metrics when stderr is a terminal (otherwise, and "
                          "when false, one log line per epoch)")
+    tensorboard: bool = opt(False, "also write the metrics.csv columns as TensorBoard scalars to "
+                            "output_dir/tensorboard (needs the tensorboard package)")
     init_from: Optional[str] = opt(None, "fine-tune: start from this checkpoint's weights and architecture (the model "
                                    "section may be left out; what it sets must equal the checkpoint's)")
     refit_references: bool = opt(False, "init_from: set the reference energies anew from the training frames (or "

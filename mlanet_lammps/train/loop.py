@@ -331,6 +331,15 @@ class Trainer:
                 break
         return total / max(count, 1), acc.result(), timed_out
 
+    def tensorboard_writer(self):
+        """A TensorBoard SummaryWriter on output_dir/tensorboard (training.tensorboard)."""
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise MLANetInputError("training.tensorboard", "needs the tensorboard package",
+                                   "pip install tensorboard (in this venv), or set tensorboard: false") from None
+        return SummaryWriter(log_dir=str(self.out / "tensorboard"), purge_step=self.epoch + 1)
+
     def fit(self) -> Dict[str, float]:
         t = self.cfg.training
         self.out.mkdir(parents=True, exist_ok=True)
@@ -339,6 +348,7 @@ class Trainer:
         show_bar = t.progress and sys.stderr.isatty()
         bar = tqdm(total=t.max_epochs, initial=self.epoch, desc="mlanet-train", unit="epoch",
                    disable=not show_bar, dynamic_ncols=True)
+        board = self.tensorboard_writer() if t.tensorboard else None
         stop_reason = "max_epochs"
         try:
             while self.epoch < t.max_epochs:
@@ -363,6 +373,11 @@ class Trainer:
                        **{f"val_{k}": v for k, v in val_metrics.items() if k != "frames"},
                        "epoch_time_s": time.perf_counter() - epoch_start}
                 self.history.append(row)
+                if board is not None:
+                    for name, value in row.items():
+                        if name != "epoch":
+                            board.add_scalar(name, value, self.epoch)
+                    board.flush()
                 if improved:
                     self.save("best.ckpt", False, val_metrics)
                 self.save("last.ckpt", True, val_metrics)
@@ -382,6 +397,8 @@ class Trainer:
                     break
         finally:
             bar.close()
+            if board is not None:
+                board.close()
         best = self.history[self.best_epoch - 1] if self.best_epoch > 0 else {}
         self.log(f"stopped ({stop_reason}) after {self.epoch} epochs, {self.elapsed:.1f} s; "
                  f"best epoch {self.best_epoch}: "

@@ -1,6 +1,7 @@
 """Training on real water frames (mlanet_lammps/train/loop.py): lowers validation error, resumes exactly, stops cleanly
 on NaN, CLI outputs."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -203,3 +204,15 @@ def test_file_lists_globs_relative_paths_and_test_file(tmp_path):
     best = load_model(tmp_path / "run" / "best.ckpt")
     expected, _ = evaluate_frames(best, frames[6:8])
     assert summary["test_forces_rmse"] == pytest.approx(expected["forces_rmse"], rel=1e-9)
+
+
+def test_tensorboard_scalars_match_metrics_csv(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    loop.train(config_from_dict(config(tmp_path, max_epochs=2, tensorboard=True)), log=lambda _: None)
+    board = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    board.Reload()
+    rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").read_text().splitlines()))
+    for name in ("train_loss", "val_forces_rmse", "val_energy_rmse", "lr"):
+        events = board.Scalars(name)
+        assert [e.step for e in events] == [1, 2]
+        assert [e.value for e in events] == pytest.approx([float(r[name]) for r in rows], rel=1e-6)

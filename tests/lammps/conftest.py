@@ -67,21 +67,26 @@ def run_lammps(workdir: Path, script: str, nprocs: int = 1, timeout: int = 600, 
     return proc
 
 
-def read_thermo(log: str) -> dict:
-    """Last thermo row of a LAMMPS log as {column: value}."""
+def thermo_rows(log: str) -> list:
+    """Every thermo row of the last run of a LAMMPS log as {column: value}."""
     lines = log.splitlines()
     header = max(i for i, line in enumerate(lines) if line.split()[:1] == ["Step"])
     cols = lines[header].split()
     rows = []
     for line in lines[header + 1:]:
         try:
-            rows.append([float(x) for x in line.split()])
+            values = [float(x) for x in line.split()]
         except ValueError:
             break
-        if len(rows[-1]) != len(cols):
-            rows.pop()
+        if len(values) != len(cols):
             break
-    return dict(zip(cols, rows[-1]))
+        rows.append(dict(zip(cols, values)))
+    return rows
+
+
+def read_thermo(log: str) -> dict:
+    """Last thermo row of a LAMMPS log as {column: value}."""
+    return thermo_rows(log)[-1]
 
 
 def read_dump(path: Path) -> np.ndarray:

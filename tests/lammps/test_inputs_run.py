@@ -9,25 +9,10 @@ import pytest
 from mlanet_lammps.checkpoint import save_checkpoint
 from mlanet_lammps.lammps.export import export
 from tests.conftest import ROOT, make_model
-from tests.lammps.conftest import read_thermo, run_lammps
+from tests.lammps.conftest import read_thermo, run_lammps, thermo_rows
 
 pytestmark = pytest.mark.lammps
 
-
-def thermo_rows(log: str) -> list:
-    """Every thermo row of the last run of a LAMMPS log as {column: value}."""
-    lines = log.splitlines()
-    header = max(i for i, line in enumerate(lines) if line.split()[:1] == ["Step"])
-    rows = []
-    for line in lines[header + 1:]:
-        values = line.split()
-        if len(values) != len(lines[header].split()):
-            break
-        try:
-            rows.append(dict(zip(lines[header].split(), map(float, values))))
-        except ValueError:
-            break
-    return rows
 INPUTS = ROOT / "lammps_inputs"
 
 

@@ -14,7 +14,7 @@ from ase.data import chemical_symbols
 from .data.batch import collate, frame_to_graph
 from .data.io import Frame, voigt
 from .fileio import atomic_write_bytes
-from .metrics import error_metrics
+from .metrics import error_metrics, format_groups, format_table
 from .model.mlanet import MLANet
 from .predict import predict
 
@@ -88,6 +88,26 @@ def error_tables(frames: Sequence[Frame], preds: Sequence[FramePrediction]) -> D
         metrics["atoms"] = float(sum(int((f.numbers == z).sum()) for f in frames))
         elements[chemical_symbols[z]] = metrics
     return {"per_config_type": types, "per_element": elements}
+
+
+@dataclass
+class ErrorReport:
+    """Errors of predictions on labelled frames: the reference/predicted pairs (error_arrays), the overall metrics
+    (metrics.error_metrics) and the tables per config_type and per element (error_tables)."""
+
+    arrays: Dict[str, np.ndarray]
+    metrics: Dict[str, float]
+    tables: Dict[str, Dict[str, Dict[str, float]]]
+
+    def text(self) -> str:
+        """The overall table, then the per-config_type and per-element tables, as plain text."""
+        return f"{format_table(self.metrics)}\n{format_groups(self.tables)}"
+
+
+def error_report(frames: Sequence[Frame], preds: Sequence[FramePrediction]) -> ErrorReport:
+    """The ErrorReport of `preds` (predict_frames) against the labels of `frames`."""
+    arrays = error_arrays(frames, preds)
+    return ErrorReport(arrays, error_metrics(arrays), error_tables(frames, preds))
 
 
 def write_predictions(path: str | Path, frames: Sequence[Frame], preds: Sequence[FramePrediction],

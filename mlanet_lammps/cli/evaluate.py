@@ -32,9 +32,9 @@ def main(argv=None) -> int:
         from ..checkpoint import load_model
         from ..data.io import read_frames
         from ..devices import parse_dtype, resolve_device
-        from ..evaluate import error_arrays, error_tables, predict_frames, write_predictions
+        from ..evaluate import error_report, predict_frames, write_predictions
         from ..fileio import atomic_write_bytes
-        from ..metrics import error_metrics, format_groups, format_table, parity_plot
+        from ..metrics import parity_plot
 
         dtype = parse_dtype(args.dtype, "--dtype")
         device = resolve_device(args.device, where="--device")
@@ -42,18 +42,17 @@ def main(argv=None) -> int:
         frames = read_frames(args.data, args.energy_key, args.forces_key, args.stress_key, need_energy=False,
                              need_forces=False, allowed_numbers=model.atomic_numbers.tolist())
         preds = predict_frames(model, frames, args.batch_size, device, dtype)
-        arrays = error_arrays(frames, preds)
-        metrics, tables = error_metrics(arrays), error_tables(frames, preds)
-        print(format_table(metrics))
-        print(format_groups(tables))
+        report = error_report(frames, preds)
+        print(report.text())
         if args.json:
-            report = {"checkpoint": str(args.checkpoint), "data": str(args.data),
-                      "units": {"energy": "meV/atom", "forces": "meV/Å", "stress": "meV/Å^3"}, **metrics, **tables}
-            atomic_write_bytes(args.json, (json.dumps(report, indent=2) + "\n").encode())
+            summary = {"checkpoint": str(args.checkpoint), "data": str(args.data),
+                       "units": {"energy": "meV/atom", "forces": "meV/Å", "stress": "meV/Å^3"}, **report.metrics,
+                       **report.tables}
+            atomic_write_bytes(args.json, (json.dumps(summary, indent=2) + "\n").encode())
         if args.output:
             print(f"predictions: {write_predictions(args.output, frames, preds, args.prefix)}")
         if args.plot:
-            print(f"parity plot: {parity_plot(arrays, args.plot, title=Path(args.data).name)}")
+            print(f"parity plot: {parity_plot(report.arrays, args.plot, title=Path(args.data).name)}")
         return 0
 
     return run_cli(run, argv)

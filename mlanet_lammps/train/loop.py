@@ -24,9 +24,9 @@ from ..data.batch import GraphBatch, collate, frame_to_graph
 from ..data.io import FileSpec, Frame, expand_files, read_frames, write_frames
 from ..devices import parse_dtype, resolve_device
 from ..errors import MLANetInputError
-from ..evaluate import error_arrays, error_tables, predict_frames
+from ..evaluate import error_report, predict_frames
 from ..fileio import atomic_write_bytes
-from ..metrics import ErrorAccumulator, error_metrics, format_groups, format_table
+from ..metrics import ErrorAccumulator
 from ..model.mlanet import MLANet, ModelConfig
 from ..model.repulsion import switch_radii
 from ..predict import Prediction, predict
@@ -439,10 +439,8 @@ def train(cfg: Config, resume: bool = False, log: Callable[[str], None] = print)
                                               cfg.data.stress_key, need_energy=False, need_forces=False,
                                               allowed_numbers=data.model_config.atomic_numbers)))
         for name, frames in tests:
-            preds = predict_frames(best, frames, t.batch_size, trainer.device, trainer.dtype)
-            metrics = error_metrics(error_arrays(frames, preds))
-            log(f"{name} errors of {trainer.out / 'best.ckpt'}:\n{format_table(metrics)}\n"
-                f"{format_groups(error_tables(frames, preds))}")
+            report = error_report(frames, predict_frames(best, frames, t.batch_size, trainer.device, trainer.dtype))
+            log(f"{name} errors of {trainer.out / 'best.ckpt'}:\n{report.text()}")
             if name == "test":
-                summary.update({f"test_{k}": v for k, v in metrics.items()})
+                summary.update({f"test_{k}": v for k, v in report.metrics.items()})
     return summary

@@ -12,7 +12,7 @@ import torch
 from ase.data import chemical_symbols
 
 from .data.batch import collate, frame_to_graph
-from .data.io import Frame, voigt
+from .data.io import Frame, elements, voigt
 from .fileio import atomic_write_bytes
 from .metrics import error_metrics, format_groups, format_table
 from .model.mlanet import MLANet
@@ -81,13 +81,13 @@ def error_tables(frames: Sequence[Frame], preds: Sequence[FramePrediction]) -> D
         chosen = [(f, p) for f, p in zip(frames, preds) if f.config_type == name]
         types[name] = error_metrics(error_arrays(*zip(*chosen)))
         types[name]["frames"] = float(len(chosen))
-    elements: Dict[str, Dict[str, float]] = {}
-    for z in sorted({int(z) for f in frames for z in np.unique(f.numbers)}):
+    per_element: Dict[str, Dict[str, float]] = {}
+    for z in sorted(elements(frames)):
         metrics = error_metrics(error_arrays(frames, preds, element=z))
         metrics.pop("frames")
         metrics["atoms"] = float(sum(int((f.numbers == z).sum()) for f in frames))
-        elements[chemical_symbols[z]] = metrics
-    return {"per_config_type": types, "per_element": elements}
+        per_element[chemical_symbols[z]] = metrics
+    return {"per_config_type": types, "per_element": per_element}
 
 
 @dataclass

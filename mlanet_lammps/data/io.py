@@ -4,7 +4,7 @@ import glob
 import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, List, Optional, Sequence, Set
 
 import ase
 import ase.io
@@ -58,6 +58,11 @@ class Frame:
         return cls(atoms.get_atomic_numbers().copy(), np.array(atoms.get_positions(), dtype=np.float64),
                    np.array(atoms.get_cell()[:], dtype=np.float64), np.array(atoms.get_pbc(), dtype=bool),
                    energy, forces, stress, source, str(atoms.info.get("config_type", DEFAULT_CONFIG_TYPE)))
+
+
+def elements(frames: Sequence[Frame]) -> Set[int]:
+    """The atomic numbers occurring in `frames`."""
+    return {int(z) for f in frames for z in f.numbers}
 
 
 def write_frames(path: str | Path, frames: Sequence[Frame]) -> None:

@@ -10,7 +10,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from ..checkpoint import load_checkpoint, load_model, model_from_payload, save_checkpoint
 from ..data.batch import GraphBatch, collate, frame_to_graph
-from ..data.io import FileSpec, Frame, expand_files, read_frames, write_frames
+from ..data.io import FileSpec, Frame, elements, expand_files, read_frames, write_frames
 from ..devices import parse_dtype, resolve_device
 from ..errors import MLANetInputError
 from ..evaluate import error_report, predict_frames
@@ -55,11 +55,6 @@ class PreparedData:
     model_config: ModelConfig
     data_hash: str
     initial_state: Optional[Dict[str, torch.Tensor]] = None  # fine-tuning: the weights to start from
-
-
-def elements(frames: Sequence[Frame]) -> Set[int]:
-    """The atomic numbers occurring in `frames`."""
-    return {int(z) for f in frames for z in f.numbers}
 
 
 def symbols(numbers: Sequence[int]) -> str:

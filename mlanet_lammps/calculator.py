@@ -1,14 +1,17 @@
-"""ASE calculator for MLANet: energy, free_energy, forces, stress (periodic cells) and per-atom energies."""
+"""ASE calculator for MLANet: energy, free_energy, forces, stress (periodic cells), per-atom energies and, for a
+calibrated model, their uncertainties."""
 
 from pathlib import Path
 from typing import List, Optional
 
+import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
 from .data.batch import frame_to_graph
 from .data.io import Frame, voigt
 from .devices import parse_dtype, resolve_device
+from .errors import MLANetInputError
 from .model.forces import EnergyAndEdgeGradient
 from .model.mlanet import MLANet
 from .predict import predict_with
@@ -27,13 +30,23 @@ class MLANetCalculator(Calculator):
         compile: evaluate through torch.compile instead (on the 2-core CPU VM 1.4x faster per step than TorchScript
             with 1 or 2 threads). The first call, and any call with a new atom count or more edges than seen so
             far (+5%), compiles for tens of seconds: for MD, not for many different structures. See model/compiled.py.
-    Results: energy, free_energy (eV), forces (eV/Å), energies (eV per atom), stress (eV/Å^3, Voigt, if fully periodic).
+        uncertainty: also compute the uncertainties of the model's calibrated head (docs/uncertainty.md). None
+            (default): when the model has one; True: required (an error without one); False: never.
+    Results: energy, free_energy (eV), forces (eV/Å), energies (eV per atom), stress (eV/Å^3, Voigt, if fully
+    periodic); with uncertainty: energies_uncertainty (eV per atom), forces_uncertainty (eV/Å per atom, for each
+    Cartesian component), energy_uncertainty (eV, the per-atom ones added in quadrature).
+
+    Example:
+        >>> atoms.calc = MLANetCalculator("runs/water-demo/best.ckpt")
+        >>> atoms.get_forces(), atoms.calc.get_property("forces_uncertainty").max()
     """
 
-    implemented_properties = ["energy", "free_energy", "forces", "energies", "stress"]
+    implemented_properties = ["energy", "free_energy", "forces", "energies", "stress", "energy_uncertainty",
+                              "energies_uncertainty", "forces_uncertainty"]
 
     def __init__(self, model: MLANet | str | Path, device: str | torch.device = "cpu",
-                 dtype: str | torch.dtype = torch.float64, script: bool = True, compile: bool = False, **kwargs):
+                 dtype: str | torch.dtype = torch.float64, script: bool = True, compile: bool = False,
+                 uncertainty: Optional[bool] = None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(dtype, str):
             dtype = parse_dtype(dtype, "MLANetCalculator(dtype=...)")
@@ -44,6 +57,12 @@ class MLANetCalculator(Calculator):
             model = load_model(model, dtype=dtype, device=device)
         self.model = model.to(device=device, dtype=dtype).eval()
         self.device, self.dtype, self.script, self.compile = device, dtype, script, compile
+        has_head = len(self.model.uncertainty) > 0
+        if uncertainty and not has_head:
+            raise MLANetInputError("MLANetCalculator(uncertainty=True)", "this model has no fitted uncertainty",
+                                   "train with training.uncertainty: llpr (the default) or run mlanet-calibrate on "
+                                   "the checkpoint")
+        self.uncertainty = has_head if uncertainty is None else bool(uncertainty)
         self._energy_grad: Optional[torch.nn.Module] = None
 
     def energy_grad(self) -> torch.nn.Module:
@@ -51,9 +70,9 @@ class MLANetCalculator(Calculator):
         if self._energy_grad is None:
             if self.compile:
                 from .model.compiled import CompiledEnergyAndEdgeGradient
-                module: torch.nn.Module = CompiledEnergyAndEdgeGradient(self.model)
+                module: torch.nn.Module = CompiledEnergyAndEdgeGradient(self.model, uncertainty=self.uncertainty)
             else:
-                module = EnergyAndEdgeGradient(self.model)
+                module = EnergyAndEdgeGradient(self.model, uncertainty=self.uncertainty)
                 if self.script:
                     from e3nn.util.jit import script
                     module = script(module)
@@ -74,3 +93,7 @@ class MLANetCalculator(Calculator):
                         "energies": pred.atom_energy.detach().cpu().double().numpy()}
         if self.atoms.pbc.all():
             self.results["stress"] = voigt(pred.stress[0].detach().cpu().double().numpy())
+        if self.uncertainty:
+            u = pred.atom_uncertainty.detach().cpu().double().numpy()  # [N, 2]
+            self.results.update(energies_uncertainty=u[:, 0], forces_uncertainty=u[:, 1],
+                                energy_uncertainty=float(np.sqrt(np.sum(u[:, 0] ** 2))))

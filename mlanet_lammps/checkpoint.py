@@ -17,6 +17,7 @@ from . import __version__
 from .errors import MLANetInputError
 from .fileio import atomic_write_bytes
 from .model.mlanet import MLANet, ModelConfig
+from .model.uncertainty import head_from_state
 
 FORMAT = "mlanet_lammps.checkpoint"
 # 2: the last layer outputs scalars only (weights of version 1 do not fit); 3: model_config.repulsion;
@@ -91,11 +92,14 @@ def load_checkpoint(path: str | Path) -> Dict[str, Any]:
 
 
 def model_from_payload(payload: Dict[str, Any], source: str = "checkpoint") -> MLANet:
-    """Rebuild MLANet from a loaded checkpoint payload (float64 weights as saved)."""
+    """Rebuild MLANet from a loaded checkpoint payload (float64 weights as saved), with its uncertainty head if it
+    has one (the payload's "uncertainty" entry, model/uncertainty.py)."""
     try:
         model = MLANet(ModelConfig(**payload["model_config"])).to(torch.float64)  # load weights without rounding
         model.load_state_dict(payload["model_state"])
-    except (TypeError, KeyError, RuntimeError) as err:
+        if payload.get("uncertainty") is not None:
+            model.attach_uncertainty(head_from_state(payload["uncertainty"]))
+    except (TypeError, KeyError, RuntimeError, ValueError) as err:
         raise MLANetInputError(source, f"checkpoint does not match the model ({type(err).__name__}: "
                                f"{str(err).splitlines()[0][:200]})",
                                "retrain or use the matching mlanet_lammps version") from None

@@ -14,36 +14,40 @@ from ase.data import chemical_symbols
 from .data.batch import collate, frame_to_graph
 from .data.io import Frame, elements, voigt
 from .fileio import atomic_write_bytes
-from .metrics import error_metrics, format_groups, format_table
+from .metrics import error_metrics, format_groups, format_table, uncertainty_metrics
 from .model.mlanet import MLANet
 from .predict import predict
 
 
 @dataclass
 class FramePrediction:
-    """The model's energy (eV), forces [N, 3] (eV/Å) and stress [3, 3] (eV/Å^3, None unless fully periodic) of one
-    structure."""
+    """The model's energy (eV), forces [N, 3] (eV/Å), stress [3, 3] (eV/Å^3, None unless fully periodic) and
+    per-atom uncertainties [N, 2] (energy eV, force eV/Å; None unless asked for) of one structure."""
 
     energy: float
     forces: np.ndarray
     stress: Optional[np.ndarray]
+    uncertainty: Optional[np.ndarray] = None
 
 
-def predict_frames(model: MLANet, frames: Sequence[Frame], batch_size: int = 8,
-                   device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64) -> List[FramePrediction]:
-    """`model`'s predictions for each of `frames`, evaluated `batch_size` structures at a time."""
+def predict_frames(model: MLANet, frames: Sequence[Frame], batch_size: int = 8, device: str | torch.device = "cpu",
+                   dtype: torch.dtype = torch.float64, uncertainty: bool = False) -> List[FramePrediction]:
+    """`model`'s predictions for each of `frames`, evaluated `batch_size` structures at a time; with `uncertainty`,
+    the per-atom uncertainties of its fitted head too."""
     model = model.to(device=device, dtype=dtype).eval()
     cutoff, numbers = float(model.cutoff), model.atomic_numbers.tolist()
     out: List[FramePrediction] = []
     for i in range(0, len(frames), batch_size):
         chunk = frames[i:i + batch_size]
         batch = collate([frame_to_graph(f, cutoff, numbers) for f in chunk]).to(device, dtype)
-        pred = predict(model, batch)
+        pred = predict(model, batch, uncertainty=uncertainty)
+        bounds = np.cumsum([f.num_atoms for f in chunk])[:-1]
         energy = pred.energy.detach().cpu().double().numpy()
-        forces = np.split(pred.forces.detach().cpu().double().numpy(), np.cumsum([f.num_atoms for f in chunk])[:-1])
+        forces = np.split(pred.forces.detach().cpu().double().numpy(), bounds)
         stress = pred.stress.detach().cpu().double().numpy()
-        out += [FramePrediction(float(energy[k]), forces[k], stress[k] if f.pbc.all() else None)
-                for k, f in enumerate(chunk)]
+        sigma = np.split(pred.atom_uncertainty.detach().cpu().double().numpy(), bounds) if uncertainty else None
+        out += [FramePrediction(float(energy[k]), forces[k], stress[k] if f.pbc.all() else None,
+                                sigma[k] if sigma is not None else None) for k, f in enumerate(chunk)]
     return out
 
 
@@ -110,11 +114,33 @@ def error_report(frames: Sequence[Frame], preds: Sequence[FramePrediction]) -> E
     return ErrorReport(arrays, error_metrics(arrays), error_tables(frames, preds))
 
 
+def uncertainty_arrays(frames: Sequence[Frame], preds: Sequence[FramePrediction]) -> Dict[str, np.ndarray]:
+    """Uncertainties and errors of predictions with uncertainties: per atom of the frames with forces, force_sigma
+    [N] (eV/Å) and force_error [N, 3]; per frame with an energy, energy_sigma [G] (eV, per-atom ones in quadrature)
+    and energy_error [G]."""
+    with_f = [(f, p) for f, p in zip(frames, preds) if f.forces is not None]
+    with_e = [(f, p) for f, p in zip(frames, preds) if f.energy is not None]
+    empty3 = np.zeros((0, 3))
+    return {"force_sigma": np.concatenate([p.uncertainty[:, 1] for _, p in with_f] or [np.zeros(0)]),
+            "force_error": np.concatenate([p.forces - f.forces for f, p in with_f] or [empty3]),
+            "energy_sigma": np.array([np.sqrt(np.sum(p.uncertainty[:, 0] ** 2)) for _, p in with_e]),
+            "energy_error": np.array([p.energy - f.energy for f, p in with_e])}
+
+
+def uncertainty_report(frames: Sequence[Frame], preds: Sequence[FramePrediction]) -> Dict[str, Dict[str, float]]:
+    """Calibration figures (metrics.uncertainty_metrics) of the per-atom force uncertainties and of the per-structure
+    energy uncertainties of `preds` (predict_frames(..., uncertainty=True)) against the labels of `frames`."""
+    a = uncertainty_arrays(frames, preds)
+    return {"forces": uncertainty_metrics(a["force_sigma"], a["force_error"]),
+            "energy": uncertainty_metrics(a["energy_sigma"], a["energy_error"][:, None])}
+
+
 def write_predictions(path: str | Path, frames: Sequence[Frame], preds: Sequence[FramePrediction],
                       prefix: str = "MLANet_") -> Path:
     """Extended XYZ of `frames` (with their reference labels) plus the predictions as info `<prefix>energy` (eV),
-    `<prefix>stress` (eV/Å^3, Voigt, fully periodic frames) and per-atom `<prefix>forces` (eV/Å), written
-    atomically."""
+    `<prefix>stress` (eV/Å^3, Voigt, fully periodic frames) and per-atom `<prefix>forces` (eV/Å), with
+    uncertainties `<prefix>energy_uncertainty` (eV) and per-atom `<prefix>energies_uncertainty` (eV),
+    `<prefix>forces_uncertainty` (eV/Å) where predicted; written atomically."""
     structures = []
     for frame, pred in zip(frames, preds):
         atoms = frame.to_atoms()
@@ -122,6 +148,10 @@ def write_predictions(path: str | Path, frames: Sequence[Frame], preds: Sequence
         atoms.arrays[prefix + "forces"] = pred.forces
         if pred.stress is not None:
             atoms.info[prefix + "stress"] = voigt(pred.stress)
+        if pred.uncertainty is not None:
+            atoms.info[prefix + "energy_uncertainty"] = float(np.sqrt(np.sum(pred.uncertainty[:, 0] ** 2)))
+            atoms.arrays[prefix + "energies_uncertainty"] = pred.uncertainty[:, 0].copy()
+            atoms.arrays[prefix + "forces_uncertainty"] = pred.uncertainty[:, 1].copy()
         structures.append(atoms)
     buf = io.StringIO()
     ase.io.write(buf, structures, format="extxyz")

@@ -87,7 +87,6 @@ def parity_plot(arrays: Dict[str, np.ndarray], path: str | Path, title: str = ""
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = Path(path)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6))
     panels = ((axes[0], "e", "energy - mean DFT energy (eV/atom)"), (axes[1], "f", "force component (eV/Å)"))
     for ax, key, label in panels:
@@ -103,6 +102,74 @@ def parity_plot(arrays: Dict[str, np.ndarray], path: str | Path, title: str = ""
             ax.set_title(f"{'energy' if key == 'e' else 'force component'}: RMSE {rmse:.2f} {unit}")
         ax.set_xlabel(f"DFT {label}")
         ax.set_ylabel(f"MLANet {label}")
+    return save_figure(fig, path, title)
+
+
+def uncertainty_metrics(sigma: np.ndarray, error: np.ndarray, flag_fraction: float = 0.10,
+                        worst_fraction: float = 0.05) -> Dict[str, float]:
+    """How well per-atom (or per-structure) uncertainties sigma [N] rank and size the errors error [N, k] (k
+    Gaussian components each, e.g. the 3 force components of an atom; same unit as sigma).
+
+    Returns:
+        spearman: rank correlation of sigma with the error norm |error_i|.
+        miscalibration_area: mean over confidence levels p of |observed - p|, where observed is the fraction of
+            components with |error| <= z_p sigma (z_p: the two-sided Gaussian quantile); 0 is perfectly calibrated.
+        catch_rate: the fraction of the worst `worst_fraction` errors (by norm) that are among the `flag_fraction`
+            of entries with the highest sigma (1: all caught; flagging at random catches flag_fraction).
+        rms_z: root mean square of error / sigma over the components (1 if calibrated).
+        count: entries used.
+    """
+    from scipy.special import erfinv
+    from scipy.stats import spearmanr
+
+    error = error.reshape(len(sigma), -1)
+    ok = np.isfinite(error).all(axis=1) & np.isfinite(sigma)
+    sigma, error = sigma[ok], error[ok]
+    if len(sigma) < 2:
+        return {"count": float(len(sigma))}
+    norm = np.linalg.norm(error, axis=1)
+    z = np.abs(error) / np.maximum(sigma, 1e-300)[:, None]
+    levels = np.linspace(0.01, 0.99, 99)
+    observed = np.array([(z <= np.sqrt(2.0) * erfinv(p)).mean() for p in levels])
+    flagged = np.argsort(-sigma)[:max(1, int(round(flag_fraction * len(sigma))))]
+    worst = np.argsort(-norm)[:max(1, int(round(worst_fraction * len(sigma))))]
+    return {"spearman": float(spearmanr(sigma, norm).statistic),
+            "miscalibration_area": float(np.mean(np.abs(observed - levels))),
+            "catch_rate": float(np.isin(worst, flagged).mean()),
+            "rms_z": float(np.sqrt(np.mean(z ** 2))),
+            "count": float(len(sigma))}
+
+
+def uncertainty_plot(series: Dict[str, tuple], path: str | Path, unit: str = "eV/Å", title: str = "") -> Path:
+    """Per-atom force error |dF_i| against predicted uncertainty u_F,i, log-log, one panel per entry of `series`
+    (name -> (sigma [N], error norm [N])), with the lines |dF| = u and the 95% bound of a calibrated Gaussian
+    (|dF| = 2.80 u for 3 components), saved as PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(series), figsize=(4.6 * len(series), 4.4), squeeze=False)
+    for ax, (name, (sigma, err)) in zip(axes[0], series.items()):
+        ok = np.isfinite(sigma) & np.isfinite(err) & (sigma > 0) & (err > 0)
+        ax.scatter(sigma[ok], err[ok], s=3, alpha=0.4)
+        if ok.any():
+            lo, hi = float(min(sigma[ok].min(), err[ok].min())), float(max(sigma[ok].max(), err[ok].max()))
+            ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="|dF| = u")
+            ax.plot([lo, hi], [2.80 * lo, 2.80 * hi], "r:", lw=1, label="95% bound")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"predicted force uncertainty u_F ({unit})")
+        ax.set_ylabel(f"force error |dF| ({unit})")
+        ax.set_title(name)
+        ax.legend(loc="upper left", fontsize=8)
+    return save_figure(fig, path, title)
+
+
+def save_figure(fig, path: str | Path, title: str = "") -> Path:
+    """Save a matplotlib figure as PNG atomically (temp file + rename), with an overall title, and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -112,3 +179,14 @@ def parity_plot(arrays: Dict[str, np.ndarray], path: str | Path, title: str = ""
     plt.close(fig)
     tmp.replace(path)
     return path
+
+
+def format_uncertainty(report: Dict[str, Dict[str, float]]) -> str:
+    """Plain-text table of evaluate.uncertainty_report."""
+    rows = [f"{'uncertainty':<12}{'count':>7}{'Spearman':>10}{'miscal.':>9}{'caught':>8}{'RMS z':>8}"
+            "  (miscalibration area; worst 5% of errors among the 10% most uncertain)"]
+    for name, m in report.items():
+        if "spearman" in m:
+            rows.append(f"{name:<12}{int(m['count']):>7}{m['spearman']:>10.2f}{m['miscalibration_area']:>9.3f}"
+                        f"{m['catch_rate']:>8.2f}{m['rms_z']:>8.2f}")
+    return "\n".join(rows)

@@ -71,6 +71,7 @@ class RankEvaluator:
         edge_index = torch.stack([pairs.pair_i, exchange.node_of.index_select(0, pairs.pair_j)])  # [2, P] into rows
         species = pairs.species.index_select(0, exchange.rows)  # [nlocal + R]
         whole = self.max_pairs == 0 or self.model.num_layers * pairs.rij.shape[0] <= self.max_pairs
-        energy, fij = self.energy_grad(pairs.rij, species, edge_index, pairs.nlocal, 0 if whole else self.chunk_edges)
+        energy, fij, _ = self.energy_grad(pairs.rij, species, edge_index, pairs.nlocal,
+                                          0 if whole else self.chunk_edges)
         return energy.detach(), fij.detach()
 

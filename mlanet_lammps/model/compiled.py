@@ -34,7 +34,7 @@ from .mlanet import MLANet
 
 def traceable_copy(model: MLANet) -> MLANet:
     """The same network, built with e3nn's tensor products left as torch.fx modules (which torch.compile traces)
-    instead of TorchScript ones; same dtype, device and weights, no parameter gradients."""
+    instead of TorchScript ones; same dtype, device, weights and uncertainty head, no parameter gradients."""
     defaults = e3nn.get_optimization_defaults()
     e3nn.set_optimization_defaults(jit_script_fx=False)
     try:
@@ -44,12 +44,14 @@ def traceable_copy(model: MLANet) -> MLANet:
     weight = next(model.parameters())
     copy = copy.to(dtype=weight.dtype, device=weight.device)
     copy.load_state_dict(model.state_dict())
+    for head in model.uncertainty:  # its buffers are not in the state dict
+        copy.attach_uncertainty(head)
     return copy.eval().requires_grad_(False)
 
 
 class CompiledEnergyAndEdgeGradient(nn.Module):
     """Drop-in for `EnergyAndEdgeGradient` (inference only, no ghosts): forward(edge_vec [E,3] Å, species [N],
-    edge_index [2,E]) -> (atom_energy [N] eV, edge_grad [E,3] eV/Å).
+    edge_index [2,E]) -> (atom_energy [N] eV, edge_grad [E,3] eV/Å, atom_uncertainty [N, 2] or [0, 2]).
 
     Edges in mirrored order (data.graph.build_graph(mirrored=True), detected exactly) are evaluated once per pair
     for their radial terms and harmonics; each pair's gradient is then returned on its first edge (zero on the
@@ -60,11 +62,17 @@ class CompiledEnergyAndEdgeGradient(nn.Module):
         headroom: a new high-water mark is this fraction above the edge count that set it, so that edges crossing
             the cutoff during MD do not compile again.
         kernel_threads: threads of Inductor's generated CPU loops (default: torch.get_num_threads(); see above).
+        uncertainty: also return the per-atom uncertainties of the model's head (evaluated eagerly on the compiled
+            graph's readout features).
     """
 
-    def __init__(self, model: MLANet, headroom: float = 0.05, kernel_threads: Optional[int] = None):
+    def __init__(self, model: MLANet, headroom: float = 0.05, kernel_threads: Optional[int] = None,
+                 uncertainty: bool = False):
         super().__init__()
+        if uncertainty and len(model.uncertainty) == 0:
+            raise ValueError("this model has no fitted uncertainty: calibrate it first (mlanet-calibrate)")
         self.model = traceable_copy(model)
+        self.uncertainty = uncertainty
         threads = torch.get_num_threads() if kernel_threads is None else int(kernel_threads)
         self.compiled = torch.compile(self.energy_and_gradient, dynamic=False, options={
             "cpp.threads": threads, "cpp.enable_loop_tail_vec": threads == 1, "freezing": True})
@@ -73,21 +81,22 @@ class CompiledEnergyAndEdgeGradient(nn.Module):
         self.capacity = {False: 0, True: 0}  # high-water marks of evaluated edges: all / one per mirrored pair
 
     def energy_and_gradient(self, edge_vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor,
-                            mirrored: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """(atom_energy [N] eV, d(sum of atom energies)/d edge_vec [E, 3] eV/Å), as one function of the
+                            mirrored: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(atom_energy [N] eV, d(sum of atom energies)/d edge_vec [E, 3] eV/Å, readout features [N, H]), as one
+        function of the
         inputs (torch.func.grad) that torch.compile turns into one inference graph. mirrored: edge_vec holds one
         vector per pair and edge_index [2, 2E] the pairs, then the same pairs reversed."""
 
-        def total(vec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        def total(vec: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
             edges = torch.cat([vec, -vec]) if mirrored else vec
-            atom_energy = self.model(edges, species, edge_index, mirrored=mirrored)
-            return atom_energy.sum(), atom_energy
+            atom_energy, features = self.model.energy_and_features(edges, species, edge_index, mirrored=mirrored)
+            return atom_energy.sum(), (atom_energy, features)
 
-        grad, atom_energy = torch.func.grad(total, has_aux=True)(edge_vec)
-        return atom_energy, grad
+        grad, (atom_energy, features) = torch.func.grad(total, has_aux=True)(edge_vec)
+        return atom_energy, grad, features
 
     def forward(self, edge_vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         num_edges, half = edge_vec.shape[0], edge_vec.shape[0] // 2
         mirrored = (half > 0 and num_edges == 2 * half and torch.equal(edge_index[:, half:], edge_index[[1, 0], :half])
                     and torch.equal(edge_vec[half:], -edge_vec[:half]))
@@ -102,7 +111,9 @@ class CompiledEnergyAndEdgeGradient(nn.Module):
         if mirrored:
             index = torch.cat([index, index.flip(0)], dim=1)
         with torch.no_grad():
-            atom_energy, grad = self.compiled(vec, species, index, mirrored)
+            atom_energy, grad, features = self.compiled(vec, species, index, mirrored)
+            uncertainty = (self.model.atom_uncertainty(features, species) if self.uncertainty
+                           else atom_energy.new_zeros(0, 2))
         grad = grad[:rows]
         # a mirrored pair's whole gradient goes to its first edge: the same forces and virial
-        return atom_energy, torch.cat([grad, torch.zeros_like(grad)]) if mirrored else grad
+        return atom_energy, torch.cat([grad, torch.zeros_like(grad)]) if mirrored else grad, uncertainty

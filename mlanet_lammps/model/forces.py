@@ -16,29 +16,39 @@ class EnergyAndEdgeGradient(nn.Module):
     """Wraps a per-atom energy model.
 
     forward(edge_vec [E,3] Å, species [N], edge_index [2,E], num_local=-1, max_edges=0)
-      -> (atom_energy [n] eV, edge_grad [E,3] eV/Å = d(sum_i E_i)/d edge_vec)
+      -> (atom_energy [n] eV, edge_grad [E,3] eV/Å = d(sum_i E_i)/d edge_vec, atom_uncertainty [n, 2])
     num_local and max_edges are passed to the model (MLANet.forward): n local atoms (-1: all N), whose ghosts get
     their features by the model's ghost exchange, so that edge_grad is that of the energy of every process.
+    atom_uncertainty holds the model's per-atom energy (eV) and force (eV/Å) uncertainties (MLANet.atom_uncertainty)
+    with `uncertainty=True`, else it is empty ([0, 2]) and costs nothing.
 
     Example:
-        >>> atom_energy, edge_grad = EnergyAndEdgeGradient(model)(edge_vec, species, edge_index)
+        >>> atom_energy, edge_grad, _ = EnergyAndEdgeGradient(model)(edge_vec, species, edge_index)
     """
 
-    def __init__(self, model: nn.Module, create_graph: bool = False):
+    def __init__(self, model: nn.Module, create_graph: bool = False, uncertainty: bool = False):
         super().__init__()
+        if uncertainty and len(model.uncertainty) == 0:
+            raise ValueError("this model has no fitted uncertainty: calibrate it first (mlanet-calibrate)")
         self.model = model
         self.create_graph = create_graph
+        self.uncertainty = uncertainty
 
     def forward(self, edge_vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor, num_local: int = -1,
-                max_edges: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+                max_edges: int = 0) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if not edge_vec.requires_grad:
             edge_vec = edge_vec.detach().requires_grad_(True)
-        atom_energy = self.model(edge_vec, species, edge_index, num_local=num_local, max_edges=max_edges)
+        atom_energy, features = self.model.energy_and_features(edge_vec, species, edge_index, num_local=num_local,
+                                                               max_edges=max_edges)
         grads = torch.autograd.grad([atom_energy.sum()], [edge_vec], create_graph=self.create_graph, allow_unused=True)
         grad = grads[0]
         if grad is None:
             grad = torch.zeros_like(edge_vec)
-        return atom_energy, grad
+        if self.uncertainty:
+            uncertainty = self.model.atom_uncertainty(features.detach(), species[:atom_energy.shape[0]])  # [n, 2]
+        else:
+            uncertainty = atom_energy.new_zeros(0, 2)
+        return atom_energy, grad, uncertainty
 
 
 def forces_from_edge_grad(edge_grad: torch.Tensor, edge_index: torch.Tensor, num_atoms: int) -> torch.Tensor:

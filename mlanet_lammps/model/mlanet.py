@@ -2,7 +2,7 @@
 invariants) -> cross-layer readout -> per-atom energies E_i (eV), plus an optional ZBL short-range repulsion prior."""
 
 from dataclasses import asdict, dataclass, field
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from e3nn import o3
@@ -17,6 +17,7 @@ from .radial import RadialEmbedding
 from .repulsion import ZBLRepulsion, switch_radii
 from .scale import AtomicEnergyScale
 from .scatter import first_of_pairs, repeat_pairs
+from .uncertainty import UncertaintyHead
 
 
 @dataclass
@@ -118,9 +119,24 @@ class MLANet(nn.Module):
         radii = config.repulsion_radii or switch_radii(config.atomic_numbers, config.cutoff)
         self.priors = nn.ModuleList([ZBLRepulsion(config.atomic_numbers, radii)] if config.repulsion == "zbl" else [])
         self.ghost_features = GhostFeatures()
+        # zero or one uncertainty head, fitted after training and set by attach_uncertainty
+        self.uncertainty = nn.ModuleList()
+
+    @torch.jit.unused
+    def attach_uncertainty(self, head: Optional[UncertaintyHead]) -> None:
+        """Use `head` (None: none) for atom_uncertainty, in this model's dtype and device."""
+        weight = self.node_init.weight
+        self.uncertainty = nn.ModuleList([head.to(device=weight.device, dtype=weight.dtype)] if head else [])
 
     def forward(self, edge_vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor, mirrored: bool = False,
                 num_local: int = -1, max_edges: int = 0) -> torch.Tensor:
+        return self.energy_and_features(edge_vec, species, edge_index, mirrored, num_local, max_edges)[0]
+
+    def energy_and_features(self, edge_vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor,
+                            mirrored: bool = False, num_local: int = -1, max_edges: int = 0
+                            ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """forward's atom_energy [n] eV and the readout's hidden features [n, readout_hidden] (the input of its last
+        linear layer, which the uncertainty heads read)."""
         num_nodes = species.shape[0]
         n = num_nodes if num_local < 0 else num_local
         center, neighbor = edge_index[0], edge_index[1]
@@ -200,11 +216,20 @@ class MLANet(nn.Module):
         return torch.cat(outs)
 
     def atom_energy(self, scalars: List[torch.Tensor], species: torch.Tensor, dist: torch.Tensor,
-                    center: torch.Tensor, neighbor: torch.Tensor) -> torch.Tensor:
+                    center: torch.Tensor, neighbor: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Energies E_i (eV) [n] of the first n atoms from the scalar channels of every layer (scalars: num_layers x
-        [n, channels]) and the pair prior over the edges (dist [E] Å, center/neighbor [E] into species [N >= n])."""
+        [n, channels]) and the pair prior over the edges (dist [E] Å, center/neighbor [E] into species [N >= n]),
+        with the readout's hidden features [n, readout_hidden]."""
         n = scalars[0].shape[0]
-        e = self.energy_scale(self.readout(torch.cat(scalars, dim=-1)).squeeze(-1), species[:n])
+        features = self.readout[1](self.readout[0](torch.cat(scalars, dim=-1)))  # [n, readout_hidden]
+        e = self.energy_scale(self.readout[2](features).squeeze(-1), species[:n])
         for prior in self.priors:
             e = e + prior(dist, species, center, neighbor)[:n]
-        return e
+        return e, features
+
+    def atom_uncertainty(self, features: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
+        """The fitted uncertainty head (model/uncertainty.py) on the readout features [n, readout_hidden] of atoms of
+        `species` [n]: [n, 2] (energy eV, force eV/Å per component); [n, 0] without a head."""
+        for head in self.uncertainty:
+            return head(features, species)
+        return features.new_zeros(features.shape[0], 0)

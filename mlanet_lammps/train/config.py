@@ -13,6 +13,7 @@ from ..checkpoint import load_checkpoint
 from ..devices import DEVICE_NAMES, DTYPES, is_device_name
 from ..errors import MLANetInputError
 from ..model.mlanet import ModelConfig
+from ..model.uncertainty import METHODS
 
 MAX_CUTOFF = 12.0  # Å
 
@@ -132,6 +133,9 @@ class TrainingConfig:
                                    "section may be left out; what it sets must equal the checkpoint's)")
     refit_references: bool = opt(False, "init_from: set the reference energies anew from the training frames (or "
                                  "data.e0s); false keeps the checkpoint's")
+    uncertainty: str = opt("llpr", "per-atom uncertainty fitted to best.ckpt after training: 'llpr' (last-layer "
+                           "prediction rigidity), 'distance' (feature distance to the training atoms) or 'none'; "
+                           "calibrated on the validation frames (docs/uncertainty.md)")
 
 
 @dataclass
@@ -269,6 +273,8 @@ def validate(cfg: Config, source: str) -> Config:
         (t.lr_schedule in ("plateau", "cosine", "constant"), f"training.lr_schedule = {t.lr_schedule!r} unknown",
          "use plateau, cosine or constant"),
         (t.loss in ("mse", "huber", "l1"), f"training.loss = {t.loss!r} unknown", "use mse, huber or l1"),
+        (t.uncertainty in (*METHODS, "none"), f"training.uncertainty = {t.uncertainty!r} unknown",
+         f"use {', '.join(METHODS)} or none"),
         (t.dtype in DTYPES, f"training.dtype = {t.dtype!r} unknown", f"use {' or '.join(DTYPES)}"),
         (is_device_name(t.device), f"training.device = {t.device!r} unknown", f"use {DEVICE_NAMES}"),
         (min(t.energy_weight, t.forces_weight, t.stress_weight) >= 0

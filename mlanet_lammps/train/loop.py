@@ -19,6 +19,7 @@ from ase.data import chemical_symbols
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
+from ..calibration import fit_uncertainty, save_with_uncertainty
 from ..checkpoint import load_checkpoint, load_model, model_from_payload, save_checkpoint
 from ..data.batch import GraphBatch, collate, frame_to_graph
 from ..data.io import FileSpec, Frame, elements, expand_files, read_frames, write_frames
@@ -318,7 +319,7 @@ class Trainer:
             total += float(loss.detach()) * batch.num_graphs
             count += batch.num_graphs
             acc.update(Prediction(pred.energy.detach(), pred.forces.detach(), pred.stress.detach(),
-                                  pred.atom_energy.detach()), batch)
+                                  pred.atom_energy.detach(), pred.atom_uncertainty), batch)
             if bar is not None:
                 bar.set_postfix_str(f"epoch {self.epoch + 1} step {step + 1} loss {total / count:.4g}", refresh=True)
             if self.out_of_time(start):
@@ -426,7 +427,12 @@ def train(cfg: Config, resume: bool = False, log: Callable[[str], None] = print)
     log(f"{n_train} training / {n_valid} validation frames; elements {data.model_config.atomic_numbers}; "
         f"{sum(p.numel() for p in trainer.model.parameters())} parameters; device {trainer.device}, {t.dtype}")
     summary = trainer.fit()
-    if trainer.best_epoch > 0:  # the best model's errors per config_type and per element
+    if trainer.best_epoch > 0:  # the best model's uncertainty, then its errors per config_type and per element
+        if t.uncertainty != "none":
+            model = load_model(trainer.out / "best.ckpt", dtype=trainer.dtype, device=trainer.device)
+            head = fit_uncertainty(model, data.train, data.valid_frames, t.uncertainty, t.batch_size)
+            save_with_uncertainty(trainer.out / "best.ckpt", trainer.out / "best.ckpt", head)
+            log(f"uncertainty: {head!r}, calibrated on the {n_valid} validation frames")
         best = load_model(trainer.out / "best.ckpt", dtype=trainer.dtype, device=trainer.device)
         tests = [("validation", data.valid_frames)]
         if cfg.data.test_file:

@@ -47,7 +47,7 @@ def split_box_errors(comm, rank, atom_owner, max_edges):
     j = exchange.node_of[torch.from_numpy(len(local) + np.arange(len(pairs)))]  # rows; own atoms' images folded
     edge_index = torch.stack([torch.from_numpy(position[center[pairs]]), j])
     species = graph.species[torch.from_numpy(nodes)][exchange.rows]
-    e, fij = EnergyAndEdgeGradient(model)(graph.edge_vec[pairs], species, edge_index, len(local), max_edges)
+    e, fij, _ = EnergyAndEdgeGradient(model)(graph.edge_vec[pairs], species, edge_index, len(local), max_edges)
     err = lambda a, b: float(np.abs(a.detach().numpy() - b.detach().numpy()).max(initial=0.0))
     return {"energy_error": err(e, energies[local]), "fij_error": err(fij, full_grad[pairs]),
             "fij_scale": float(full_grad.abs().max()), "pairs": int(len(pairs)), "nlocal": int(len(local))}

@@ -9,6 +9,7 @@ from mlanet_lammps.calculator import MLANetCalculator
 from mlanet_lammps.data.batch import frame_to_graph
 from mlanet_lammps.data.io import Frame
 from mlanet_lammps.model.forces import forces_from_edge_grad
+from mlanet_lammps.model.uncertainty import LLPRHead
 
 from ..conftest import make_model
 
@@ -16,11 +17,14 @@ from ..conftest import make_model
 def results(calc, atoms):
     atoms = atoms.copy()
     atoms.calc = calc
-    return atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress(), atoms.get_potential_energies()
+    return (atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress(), atoms.get_potential_energies(),
+            calc.get_property("forces_uncertainty", atoms))
 
 
 def test_compiled_calculator_matches_eager(small_water):
     model = make_model([1, 8], l_max=1)
+    features = torch.randn(40, model.config.readout_hidden, dtype=torch.float64)
+    model.attach_uncertainty(LLPRHead.fit(features, torch.randint(0, 2, (40,)), 1e-2))
     eager = MLANetCalculator(model, script=False)
     compiled = MLANetCalculator(model, compile=True)
     stretched = small_water.copy()
@@ -28,8 +32,9 @@ def test_compiled_calculator_matches_eager(small_water):
     # the second structure has fewer edges than the first, so it runs on the first one's compiled shapes with more
     # padding edges (no second compilation)
     for atoms in (small_water, stretched):
-        e0, f0, s0, ea0 = results(eager, atoms)
-        e1, f1, s1, ea1 = results(compiled, atoms)
+        e0, f0, s0, ea0, u0 = results(eager, atoms)
+        e1, f1, s1, ea1, u1 = results(compiled, atoms)
+        np.testing.assert_allclose(u1, u0, rtol=1e-10)
         assert e1 == pytest.approx(e0, rel=1e-12)
         np.testing.assert_allclose(f1, f0, rtol=0, atol=1e-10)
         np.testing.assert_allclose(s1, s0, rtol=0, atol=1e-12)

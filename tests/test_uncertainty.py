@@ -10,8 +10,13 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from mlanet_lammps.calculator import MLANetCalculator
-from mlanet_lammps.calibration import ValidationErrors, atom_features, calibrated, fit_uncertainty, \
-    save_with_uncertainty
+from mlanet_lammps.calibration import (
+    ValidationErrors,
+    atom_features,
+    calibrated,
+    fit_uncertainty,
+    save_with_uncertainty,
+)
 from mlanet_lammps.checkpoint import load_checkpoint, load_model, save_checkpoint
 from mlanet_lammps.cli.calibrate import main as calibrate_main
 from mlanet_lammps.cli.evaluate import main as eval_main

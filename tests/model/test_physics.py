@@ -185,7 +185,6 @@ def test_torchscript_matches_eager(structures):
     from mlanet_lammps.data.batch import collate, frame_to_graph
     from mlanet_lammps.data.io import Frame
     from mlanet_lammps.model import EnergyAndEdgeGradient
-
     from mlanet_lammps.model.uncertainty import DistanceHead, LLPRHead
 
     model = make_model(SPECIES)

@@ -17,6 +17,7 @@ from ..model.forces import EnergyAndEdgeGradient
 from ..model.mlanet import MLANet
 from .exchange import GhostExchange
 from .resources import chunk_edges
+from .uncertainty_output import UncertaintyOutput
 
 
 @dataclass
@@ -41,11 +42,13 @@ class RankEvaluator:
         max_pairs: (pair, layer) evaluations held at once (0: no bound); an evaluation with more runs each layer in
             checkpointed chunks of resources.chunk_edges edges.
         comm: mpi4py communicator of the LAMMPS instance, None on one rank.
+        output: where the per-atom uncertainties go (uncertainty_output.py); None: they are not computed.
     """
 
-    def __init__(self, model: MLANet, device: torch.device, max_pairs: int, comm: Optional[Any]):
-        self.model, self.device, self.comm = model, device, comm
-        self.energy_grad = EnergyAndEdgeGradient(model)
+    def __init__(self, model: MLANet, device: torch.device, max_pairs: int, comm: Optional[Any],
+                 output: Optional[UncertaintyOutput] = None):
+        self.model, self.device, self.comm, self.output = model, device, comm, output
+        self.energy_grad = EnergyAndEdgeGradient(model, uncertainty=output is not None)
         self.max_pairs = max_pairs
         self.chunk_edges = chunk_edges(device, max_pairs, model.num_layers) if max_pairs > 0 else 0
         self.exchange: Optional[GhostExchange] = None
@@ -64,14 +67,15 @@ class RankEvaluator:
             self.rebuilds += 1
         return self.exchange
 
-    def __call__(self, pairs: RankPairs, exchange: GhostExchange) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(E_i [nlocal] eV, fij [P,3] eV/Å = dE/d rij of the energy of all ranks), with the exchange
-        refresh_exchange returned for these atoms. Collective on several ranks."""
+    def __call__(self, pairs: RankPairs, exchange: GhostExchange) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(E_i [nlocal] eV, fij [P,3] eV/Å = dE/d rij of the energy of all ranks, uncertainties [nlocal, 2] (eV,
+        eV/Å; [0, 2] without output)), with the exchange refresh_exchange returned for these atoms. Collective on
+        several ranks."""
         self.model.ghost_features.exchange = exchange
         edge_index = torch.stack([pairs.pair_i, exchange.node_of.index_select(0, pairs.pair_j)])  # [2, P] into rows
         species = pairs.species.index_select(0, exchange.rows)  # [nlocal + R]
         whole = self.max_pairs == 0 or self.model.num_layers * pairs.rij.shape[0] <= self.max_pairs
-        energy, fij, _ = self.energy_grad(pairs.rij, species, edge_index, pairs.nlocal,
-                                          0 if whole else self.chunk_edges)
-        return energy.detach(), fij.detach()
+        energy, fij, uncertainty = self.energy_grad(pairs.rij, species, edge_index, pairs.nlocal,
+                                                    0 if whole else self.chunk_edges)
+        return energy.detach(), fij.detach(), uncertainty
 

@@ -48,7 +48,7 @@ def export(checkpoint: str | Path, output: str | Path, dtype: str = "float64", d
                 "exported": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")}
     wrapper = MLANetMLIAP(config.to_dict(), {k: v.detach().cpu() for k, v in model.state_dict().items()}, dtype,
                           device, max_pairs, bytes_per_pair(config.channels, config.l_max, torch_dtype.itemsize),
-                          metadata)
+                          metadata, payload.get("uncertainty"))
     buf = io.BytesIO()
     torch.save(wrapper, buf)
     atomic_write_bytes(output, buf.getvalue())

@@ -45,6 +45,18 @@ def snippet_text(model_path: Path, sha256: str, elements: List[str], description
 # With other pair styles: variable mlanet_overlay string "lj/cut 10.0" (the other styles and their arguments) before
 # the include makes it pair_style hybrid/overlay; map the types MLANet should not see to NULL in mlanet_elements and
 # give the other styles' pair_coeff lines after the include.
+# Per-atom uncertainty (models calibrated by mlanet-train or mlanet-calibrate): before the include,
+#   variable mlanet_uncertainty string yes            # fills d_mlanet_energy_sigma (eV), d_mlanet_force_sigma (eV/Å)
+#   variable mlanet_flag_threshold equal 0.5          # optional: frames whose max force sigma exceeds it (eV/Å) ...
+#   variable mlanet_flag_file string flagged.extxyz   # ... are appended here (default mlanet_flagged.extxyz) ...
+#   variable mlanet_flag_every equal 10               # ... at most one per 10 steps (default 1)
+# then use them like any per-atom value, for example
+#   compute mlanet_sigma all property/atom d_mlanet_force_sigma
+#   compute mlanet_max all reduce max c_mlanet_sigma
+#   thermo_style custom step temp pe c_mlanet_max
+#   dump u all custom 100 dump.u id type x y z d_mlanet_force_sigma
+#   variable u_max equal c_mlanet_max
+#   fix stop all halt 10 v_u_max > 1.0 error continue
 if "$(is_defined(variable,mlanet_elements)) == 0" then &
   "print 'ERROR: MLANet needs the element of each atom type:'" &
   "print 'define variable mlanet_elements (for example {order}, in type order) before this include'" &
@@ -60,6 +72,8 @@ if "$(is_defined(variable,mlanet_overlay))" then &
 else &
   "pair_style mliap unified ${{mlanet_model}} 0" &
   "pair_coeff * * ${{mlanet_elements}}"
+if "$(is_defined(variable,mlanet_uncertainty))" then &
+  "fix mlanet_uncertainty all property/atom d_mlanet_energy_sigma d_mlanet_force_sigma"
 # hand MLANet this LAMMPS instance (atom IDs, MPI communicator, units, masses): required
 python source here "from mlanet_lammps.lammps.handle import attach as mlanet_attach"
 python mlanet_attach input 1 SELF format p exists

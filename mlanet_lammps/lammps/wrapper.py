@@ -23,6 +23,7 @@ from .evaluator import RankEvaluator, RankPairs
 from .handle import MISSING, atom_ids, expect_handle
 from .resources import auto_max_pairs, local_rank, ranks_sharing
 from .settings import LammpsSettings
+from .uncertainty_output import UncertaintyOutput
 
 try:
     from lammps.mliap.mliap_unified_abc import MLIAPUnified
@@ -32,9 +33,10 @@ except ImportError:  # exporting on a machine without the LAMMPS Python module: 
             self.interface, self.element_types = interface, element_types
             self.ndescriptors, self.nparams, self.rcutfac = ndescriptors, nparams, rcutfac
 
-# 2: the model as configuration + weights, evaluated on pairs centred on local atoms with ghost features exchanged
-# (pair_style mliap unified FILE 0); files without a format (1) held a TorchScript module for FILE 1
-FILE_FORMAT = 2
+# 3: with the uncertainty head (uncertainty_output.py); 2: the model as configuration + weights, evaluated on pairs
+# centred on local atoms with ghost features exchanged (pair_style mliap unified FILE 0); files without a format
+# (1) held a TorchScript module for FILE 1
+FILE_FORMAT = 3
 
 
 class MLANetMLIAP(MLIAPUnified):
@@ -49,11 +51,13 @@ class MLANetMLIAP(MLIAPUnified):
             (MLANET_MAX_PAIRS overrides it, see settings.py).
         bytes_per_pair: autograd memory of one (pair, layer) evaluation (resources.bytes_per_pair).
         metadata: provenance (package version, checkpoint, training data hash, metrics, ...).
+        uncertainty: the checkpoint's uncertainty head (model/uncertainty.py uncertainty_state), None without one;
+            computed only when the input asks for it (uncertainty_output.py).
     """
 
     def __init__(self, model_config: Dict[str, Any], model_state: Dict[str, torch.Tensor], dtype: str,
                  device: str = "auto", max_pairs: Optional[int] = None, bytes_per_pair: float = 0.0,
-                 metadata: Optional[Dict[str, Any]] = None):
+                 metadata: Optional[Dict[str, Any]] = None, uncertainty: Optional[Dict[str, Any]] = None):
         self.elements = [chemical_symbols[z] for z in model_config["atomic_numbers"]]
         # every element is offered to pair_coeff so that a type the model does not know gets our clear error
         offered = self.elements + [s for s in chemical_symbols[1:] if s not in self.elements]
@@ -64,6 +68,7 @@ class MLANetMLIAP(MLIAPUnified):
         self.dtype, self.device = dtype, device
         self.max_pairs, self.bytes_per_pair = max_pairs, float(bytes_per_pair)
         self.metadata = dict(metadata or {})
+        self.uncertainty = uncertainty
         self._evaluator: Optional[RankEvaluator] = None
 
     def __repr__(self) -> str:
@@ -108,7 +113,7 @@ class MLANetMLIAP(MLIAPUnified):
         # collective; its errors (duplicate IDs, ghosts without an owner) are raised on every rank alike
         exchange = evaluator.refresh_exchange(pairs.ids, pairs.nlocal)
         # the evaluation exchanges ghost features (collective): a failure on some ranks aborts all of them
-        abort_on_failure(evaluator.comm, lambda: self.write_results(data, *evaluator(pairs, exchange)))
+        abort_on_failure(evaluator.comm, lambda: self.write_results(data, pairs, *evaluator(pairs, exchange)))
 
     def read_pairs(self, data) -> RankPairs:
         """This rank's pairs, species and atom IDs as tensors on the model's device; on the first call the model is
@@ -142,19 +147,21 @@ class MLANetMLIAP(MLIAPUnified):
         check_setup(handle, types[:nlocal], elems[:nlocal], self.elements, self.element_types)
         settings = LammpsSettings.from_environment(self.max_pairs)
         device = resolve_device(self.device, local_rank(), where="model device (mlanet-export --device)")
-        model = model_from_payload({"model_config": self.model_config, "model_state": self.model_state}, "model file")
+        model = model_from_payload({"model_config": self.model_config, "model_state": self.model_state,
+                                    "uncertainty": self.uncertainty}, "model file")
         model = model.to(device=device, dtype=DTYPES[self.dtype]).eval().requires_grad_(False)
+        output = UncertaintyOutput.from_lammps(handle, comm, self.elements, self.uncertainty is not None)
         max_pairs = settings.max_pairs
         if max_pairs is None:
             sharing = ranks_sharing(device, self.device in ("cuda", "auto"))
             max_pairs = auto_max_pairs(device, self.bytes_per_pair, sharing)
-        evaluator = RankEvaluator(model, device, max_pairs, comm)
+        evaluator = RankEvaluator(model, device, max_pairs, comm, output)
         if comm is None or comm.Get_rank() == 0:
             ranks = 1 if comm is None else comm.Get_size()
             bound = (f"{max_pairs} pair-layer evaluations at once, beyond that checkpointed chunks of "
                      f"{evaluator.chunk_edges} pairs" if max_pairs else "no memory bound")
-            print(f"mlanet_lammps: {self!r} on {ranks} MPI rank(s), {device}; {settings.describe()} ({bound})",
-                  flush=True)
+            print(f"mlanet_lammps: {self!r} on {ranks} MPI rank(s), {device}; {settings.describe()} ({bound})"
+                  + ("" if output is None else f"; {output.describe()}"), flush=True)
         return evaluator
 
     def species(self, elems: np.ndarray, nlocal: int) -> torch.Tensor:
@@ -170,8 +177,10 @@ class MLANetMLIAP(MLIAPUnified):
                                     "elements per atom type (or NULL under pair_style hybrid)")
         return torch.from_numpy(np.clip(elems, 0, known - 1))
 
-    def write_results(self, data, energy: torch.Tensor, fij: torch.Tensor) -> None:
-        """Energy of the list atoms, their E_i and the pair forces, in float64, to LAMMPS."""
+    def write_results(self, data, pairs: RankPairs, energy: torch.Tensor, fij: torch.Tensor,
+                      uncertainty: torch.Tensor) -> None:
+        """Energy of the list atoms, their E_i and the pair forces, in float64, to LAMMPS; the per-atom uncertainties
+        [nlocal, 2] where the input asked for them."""
         e = energy.to("cpu", torch.float64).numpy()
         nlist = int(data.nlistatoms or 0)
         listed = np.asarray(data.iatoms, dtype=np.int64)[:nlist] if nlist else np.zeros(0, dtype=np.int64)
@@ -180,4 +189,7 @@ class MLANetMLIAP(MLIAPUnified):
             data.eatoms = np.ascontiguousarray(e[listed])
         if int(data.npairs) > 0:
             data.update_pair_forces(np.ascontiguousarray(fij.to("cpu", torch.float64).numpy()))
+        output = self._evaluator.output
+        if output is not None:
+            output.write(self.__dict__["lammps_handle"], uncertainty, pairs.species, pairs.ids, listed)
 

@@ -6,7 +6,7 @@ snippet then defines
     fix mlanet_uncertainty all property/atom d_mlanet_energy_sigma d_mlanet_force_sigma
 and the model fills d_mlanet_energy_sigma (eV) and d_mlanet_force_sigma (eV/Å, per Cartesian component) of every
 local atom at every force evaluation, so that `dump custom`, `compute property/atom` (and through it `compute
-reduce max`, `thermo_style`, variables and `fix halt`) can use them. Optional variables (read once, when the run starts):
+reduce max`, `thermo_style`, variables and `fix halt`) can use them. Optional variables (read when the run starts):
     mlanet_flag_threshold  (equal, eV/Å): append each step whose largest d_mlanet_force_sigma exceeds it to
     mlanet_flag_file       (string, default mlanet_flagged.extxyz) as an extended XYZ frame (all atoms, ordered by
                            atom ID, with both uncertainties per atom and the step and maximum in its info), at most

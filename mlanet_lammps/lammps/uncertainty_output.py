@@ -30,8 +30,9 @@ ENERGY, FORCE = "d_mlanet_energy_sigma", "d_mlanet_force_sigma"
 
 
 def lammps_variable(handle: Any, name: str) -> Optional[Any]:
-    """The value of LAMMPS variable `name` (float for equal-style, str for string-style), None if undefined."""
-    return handle.extract_variable(name)
+    """The value of LAMMPS variable `name` (float for equal-style, str for string-style), None if undefined
+    (checked first: extracting an undefined variable is a LAMMPS error)."""
+    return handle.extract_variable(name) if name in handle.available_ids("variable") else None
 
 
 @dataclass

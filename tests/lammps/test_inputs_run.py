@@ -4,11 +4,15 @@ start from against rot. Physics is checked elsewhere; here each run must finish 
 import math
 import re
 
+import ase.io
 import pytest
 
+from mlanet_lammps.calibration import fit_uncertainty, save_with_uncertainty
 from mlanet_lammps.checkpoint import save_checkpoint
+from mlanet_lammps.data.batch import frame_to_graph
+from mlanet_lammps.data.io import read_frames
 from mlanet_lammps.lammps.export import export
-from tests.conftest import ROOT, make_model
+from tests.conftest import ROOT, WATER, make_model
 from tests.lammps.conftest import read_thermo, run_lammps, thermo_rows
 
 pytestmark = pytest.mark.lammps
@@ -18,9 +22,13 @@ INPUTS = ROOT / "lammps_inputs"
 
 @pytest.fixture(scope="module")
 def model_prefix(tmp_path_factory):
+    """A small random-weight model with an uncertainty head (fitted on 3 water frames), exported in float32."""
     root = tmp_path_factory.mktemp("inputs")
     model = make_model([1, 6, 8, 29], cutoff=3.5, channels=4, l_max=1)
-    save_checkpoint(root / "m.ckpt", model.config, model.state_dict())
+    save_checkpoint(root / "plain.ckpt", model.config, model.state_dict())
+    frames = read_frames(WATER, index=":4")
+    graphs = [frame_to_graph(f, model.cutoff, [1, 6, 8, 29]) for f in frames[:3]]
+    save_with_uncertainty(root / "plain.ckpt", root / "m.ckpt", fit_uncertainty(model, graphs, frames[3:]))
     export(root / "m.ckpt", root / "m.mliap.pt", dtype="float32", device="cpu")
     return root / "m"
 
@@ -31,6 +39,7 @@ def model_prefix(tmp_path_factory):
     ("triclinic_water.in", {"steps": 5}),
     ("scaling_water.in", {"rep": 1, "steps": 3}),
     ("water_npt.in", {"equil_steps": 2, "prod_steps": 4}),
+    ("water_uncertainty.in", {"steps": 6, "every": 2, "threshold": 0.0001, "halt_at": 1e9}),
 ])
 @pytest.mark.parametrize("nprocs", [1, 2])
 def test_input_runs(model_prefix, tmp_path, name, variables, nprocs):
@@ -46,3 +55,6 @@ def test_input_runs(model_prefix, tmp_path, name, variables, nprocs):
         volumes = [row["Volume"] for row in thermo_rows(log)]
         assert volumes[-1] != volumes[0]
         assert 0.0 < float(re.search(r"NPT density: ([0-9.]+) g/cm\^3", log).group(1)) < 10.0
+    if name == "water_uncertainty.in":  # every 2nd step flagged (threshold far below), sigma printed and dumped
+        assert [f.info["timestep"] for f in ase.io.read(tmp_path / "flagged.extxyz", ":")] == [0, 2, 4, 6]
+        assert thermo["c_sigma_max"] > 0 and "largest force uncertainty at the end" in log

@@ -143,8 +143,8 @@ def loss_terms(pred: Prediction, batch: GraphBatch, kind: str, delta: float) -> 
 
     def reduce(p: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
         ok = torch.isfinite(r)
-        if not bool(ok.any()):
-            return p.sum() * 0.0
+        if not bool(ok.any()):  # nothing labelled: zero (p itself may be NaN, e.g. the stress of a molecule)
+            return p[ok].sum()
         diff = p[ok] - r[ok]
         if kind == "mse":
             return (diff ** 2).mean()

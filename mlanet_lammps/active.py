@@ -1,0 +1,290 @@
+"""Active learning: MD with the current model -> frames whose largest force uncertainty passes a threshold -> a
+diverse subset -> labelled by an ASE calculator -> fine-tuned model -> the next iteration.
+
+Everything lives in `output_dir`:
+  state.json                  the last finished iteration and its model (written atomically)
+  report.csv                  one row per iteration (written atomically): flagged fraction, labels, test errors, time
+  iter_K/md.extxyz            the sampled MD frames of iteration K with their per-atom force uncertainty
+  iter_K/labels/NNN.extxyz    each labelled frame, written atomically as it arrives
+  iter_K/train/               the fine-tuning run (best.ckpt: the model of iteration K, calibrated)
+A crash in iteration K resumes there: finished MD is read back, labelled frames are not labelled again and the
+fine-tuning resumes from its last.ckpt.
+"""
+
+import csv
+import importlib
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Sequence
+
+import ase
+import ase.io
+import numpy as np
+import torch
+import yaml
+
+from .calculator import MLANetCalculator
+from .checkpoint import load_checkpoint, load_model
+from .data.batch import frame_to_graph
+from .data.io import Frame, read_frames
+from .errors import MLANetInputError
+from .evaluate import error_report, predict_frames
+from .fileio import atomic_write_bytes
+
+
+@dataclass
+class ActiveConfig:
+    """mlanet-active's configuration (YAML; relative paths are relative to the file).
+
+    model: the calibrated checkpoint to start from. train_file: the labelled frames it was trained on (new labels
+    are added to them). test_file: a fixed test set labelled like the new frames. start_file: structures the MD starts
+    from. labeller: {module, class, kwargs}: any ASE calculator. temperatures (K), steps, timestep_fs, sample_every:
+    Langevin MD in ASE from every start structure at every temperature. threshold: largest per-atom force
+    uncertainty (eV/Å) that flags a frame. max_labels: frames labelled per iteration (farthest-point sampling of the
+    flagged frames in the model's feature space). fine_tune: training options of each fine-tuning run
+    (mlanet-train's training section, e.g. max_epochs, max_time, lr).
+    """
+
+    model: str
+    train_file: str
+    test_file: str
+    start_file: str
+    labeller: Dict[str, Any]
+    output_dir: str = "runs/active"
+    iterations: int = 3
+    temperatures: List[float] = field(default_factory=lambda: [300.0])
+    steps: int = 200
+    timestep_fs: float = 0.5
+    sample_every: int = 10
+    threshold: float = 0.3
+    max_labels: int = 8
+    seed: int = 0
+    fine_tune: Dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ActiveConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise MLANetInputError(str(path), "configuration file not found", "check the path")
+        raw = yaml.safe_load(path.read_text()) or {}
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise MLANetInputError(str(path), f"unknown option(s) {', '.join(unknown)}",
+                                   f"use only {', '.join(sorted(known))}")
+        missing = [k for k in ("model", "train_file", "test_file", "start_file", "labeller") if k not in raw]
+        if missing:
+            raise MLANetInputError(str(path), f"missing option(s) {', '.join(missing)}",
+                                   "see the example in examples/active/active.yaml")
+        for key in ("model", "train_file", "test_file", "start_file", "output_dir"):
+            if key in raw and not Path(str(raw[key])).is_absolute():
+                raw[key] = str((path.parent / str(raw[key])).resolve())
+        cfg = cls(**raw)
+        labeller = cfg.labeller if isinstance(cfg.labeller, dict) else {}
+        if not {"module", "class"} <= set(labeller):
+            raise MLANetInputError(str(path), "labeller needs module and class (and optionally kwargs)",
+                                   "e.g. labeller: {module: tblite.ase, class: TBLite, kwargs: {method: GFN1-xTB}}")
+        checks = [(cfg.iterations >= 1, "iterations must be >= 1"), (cfg.steps >= 1, "steps must be >= 1"),
+                  (cfg.sample_every >= 1, "sample_every must be >= 1"), (cfg.threshold > 0, "threshold must be > 0"),
+                  (cfg.max_labels >= 1, "max_labels must be >= 1"), (cfg.timestep_fs > 0, "timestep_fs must be > 0")]
+        for ok, problem in checks:
+            if not ok:
+                raise MLANetInputError(str(path), problem, "fix the value")
+        return cfg
+
+
+def make_labeller(spec: Dict[str, Any]) -> Any:
+    """The ASE calculator `spec` names: {module, class, kwargs}."""
+    try:
+        cls = getattr(importlib.import_module(spec["module"]), spec["class"])
+    except (ImportError, AttributeError) as err:
+        raise MLANetInputError("labeller", f"cannot import {spec['module']}.{spec['class']} ({err})",
+                               "install the package that provides it (tblite: pip install tblite)") from None
+    return cls(**(spec.get("kwargs") or {}))
+
+
+def frame_features(model, atoms: ase.Atoms) -> np.ndarray:
+    """One vector per structure for diversity: the mean readout features of each element of the model,
+    concatenated ([num_species * readout_hidden])."""
+    from .calibration import atom_features
+    graph = frame_to_graph(Frame.from_atoms(atoms, source="md"), float(model.cutoff), model.atomic_numbers.tolist())
+    features, species = atom_features(model, [graph])
+    parts = [features[species == s].mean(0) if (species == s).any() else torch.zeros(features.shape[1],
+                                                                                      dtype=features.dtype)
+             for s in range(len(model.atomic_numbers))]
+    return torch.cat(parts).numpy()
+
+
+def farthest_points(vectors: np.ndarray, count: int, first: int) -> List[int]:
+    """Indices of `count` rows of vectors [M, D], starting with row `first`, each next one the farthest (Euclidean,
+    per feature standardised) from those chosen."""
+    z = (vectors - vectors.mean(0)) / np.maximum(vectors.std(0), 1e-12)
+    chosen = [first]
+    dist = np.linalg.norm(z - z[first], axis=1)
+    while len(chosen) < min(count, len(z)):
+        nxt = int(np.argmax(dist))
+        chosen.append(nxt)
+        dist = np.minimum(dist, np.linalg.norm(z - z[nxt], axis=1))
+    return chosen
+
+
+def run_md(model_path: Path, starts: Sequence[ase.Atoms], cfg: ActiveConfig, seed: int) -> List[ase.Atoms]:
+    """Langevin MD in ASE with the model of `model_path` from each start structure at each temperature; every
+    sample_every steps a copy of the structure with its per-atom force uncertainty ("mlanet_force_sigma") and the
+    largest one (info "max_force_sigma")."""
+    from ase import units
+    from ase.md.langevin import Langevin
+    from ase.md.velocitydistribution import thermalize_momenta
+
+    calc = MLANetCalculator(model_path, dtype="float32", uncertainty=True)
+    samples: List[ase.Atoms] = []
+    for k, (start, temperature) in enumerate((s, t) for s in starts for t in cfg.temperatures):
+        atoms = start.copy()
+        atoms.calc = calc
+        rng = np.random.default_rng(seed * 1000 + k)
+        thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
+        dyn = Langevin(atoms, cfg.timestep_fs * units.fs, temperature_K=temperature, friction=0.01 / units.fs,
+                       fixcm=False, rng=rng)
+
+        def sample(atoms=atoms, temperature=temperature):
+            sigma = np.asarray(calc.get_property("forces_uncertainty", atoms))
+            frame = ase.Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
+            frame.arrays["mlanet_force_sigma"] = sigma.copy()
+            frame.info.update(max_force_sigma=float(sigma.max()), temperature_K=float(temperature))
+            samples.append(frame)
+
+        dyn.attach(sample, interval=cfg.sample_every)
+        dyn.run(cfg.steps)
+    return samples
+
+
+def write_extxyz(path: Path, images: Sequence[ase.Atoms]) -> None:
+    """Write `images` as extended XYZ, atomically."""
+    buf = io.StringIO()
+    ase.io.write(buf, list(images), format="extxyz")
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def label(frames: Sequence[ase.Atoms], labeller: Any, directory: Path, log: Callable[[str], None]) -> List[Path]:
+    """Energies and forces (and the stress of fully periodic frames) of `frames` from `labeller`, each written to
+    directory/NNN.extxyz atomically as soon as it is known; frames already there are not labelled again."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, frame in enumerate(frames):
+        path = directory / f"{i:03d}.extxyz"
+        if not path.exists():
+            atoms = ase.Atoms(frame.numbers, frame.positions, cell=frame.cell, pbc=frame.pbc)
+            atoms.calc = labeller
+            atoms.info["energy"] = float(atoms.get_potential_energy())
+            atoms.arrays["forces"] = np.array(atoms.get_forces())
+            atoms.calc = None
+            atoms.info["config_type"] = "active"
+            write_extxyz(path, [atoms])
+            log(f"  labelled {path}")
+        paths.append(path)
+    return paths
+
+
+def fine_tune(cfg: ActiveConfig, model_path: Path, label_files: List[Path], out: Path) -> Path:
+    """Fine-tune `model_path` on the initial training frames plus `label_files` (mlanet-train with
+    training.init_from, the checkpoint's training options updated by cfg.fine_tune); resumes an interrupted run.
+    Returns the calibrated best.ckpt."""
+    from .train.config import config_from_dict
+    from .train.loop import train
+
+    if (out / "best.ckpt").exists() and (out / "done").exists():
+        return out / "best.ckpt"
+    stored = load_checkpoint(model_path).get("config") or {}
+    training = {k: v for k, v in (stored.get("training") or {}).items() if k not in ("init_from", "output_dir")}
+    training.update(cfg.fine_tune)
+    training.update(init_from=str(model_path), output_dir=str(out), progress=False, seed=cfg.seed)
+    data = {k: v for k, v in (stored.get("data") or {}).items() if k in ("energy_key", "forces_key", "stress_key")}
+    data.update(train_file=[cfg.train_file] + [str(p) for p in label_files], valid_fraction=0.2)
+    resume = (out / "last.ckpt").exists()
+    train(config_from_dict({"data": data, "training": training}, "fine-tuning"), resume=resume, log=lambda _: None)
+    atomic_write_bytes(out / "done", b"")
+    return out / "best.ckpt"
+
+
+def errors_on(model_path: Path, test: Sequence[Frame]) -> Dict[str, float]:
+    """Error metrics (metrics.error_metrics) of the model at `model_path` on the test frames."""
+    model = load_model(model_path)
+    return error_report(test, predict_frames(model, test)).metrics
+
+
+REPORT_COLUMNS = ["iteration", "model", "md_frames", "flagged", "flagged_fraction", "labelled", "train_labels",
+                  "test_energy_rmse", "test_forces_rmse", "seconds"]
+
+
+def run_active(cfg: ActiveConfig, log: Callable[[str], None] = print) -> List[Dict[str, Any]]:
+    """Run (or resume) the loop; returns the report rows (iteration 0: the starting model)."""
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / "state.json"
+    state = json.loads(state_path.read_text()) if state_path.exists() else {"iteration": 0, "model": cfg.model,
+                                                                            "labels": [], "rows": []}
+    labeller = make_labeller(cfg.labeller)
+    test = read_frames(cfg.test_file)
+    starts = ase.io.read(cfg.start_file, ":")
+    if not state["rows"]:
+        state["rows"].append(dict(iteration=0, model=cfg.model, md_frames=0, flagged=0, flagged_fraction=float("nan"),
+                                  labelled=0, train_labels=0, **error_columns(errors_on(Path(cfg.model), test)),
+                                  seconds=0.0))
+        save_state(out, state, log)
+    for k in range(state["iteration"] + 1, cfg.iterations + 1):
+        start = time.time()
+        it = out / f"iter_{k}"
+        it.mkdir(exist_ok=True)
+        model_path = Path(state["model"])
+        md_path = it / "md.extxyz"
+        if md_path.exists():
+            samples = ase.io.read(md_path, ":")
+        else:
+            samples = run_md(model_path, starts, cfg, cfg.seed + k)
+            write_extxyz(md_path, samples)
+        sigma_max = np.array([s.info["max_force_sigma"] for s in samples])
+        flagged = [s for s, m in zip(samples, sigma_max) if m > cfg.threshold]
+        log(f"iteration {k}: {len(flagged)} of {len(samples)} MD frames flagged (max force uncertainty > "
+            f"{cfg.threshold} eV/Å)")
+        chosen: List[ase.Atoms] = []
+        if flagged:
+            model = load_model(model_path)
+            vectors = np.stack([frame_features(model, s) for s in flagged])
+            first = int(np.argmax([s.info["max_force_sigma"] for s in flagged]))
+            chosen = [flagged[i] for i in farthest_points(vectors, cfg.max_labels, first)]
+        labels = label(chosen, labeller, it / "labels", log)
+        state["labels"] = sorted(set(state["labels"]) | {str(p) for p in labels})
+        new_model = fine_tune(cfg, model_path, [Path(p) for p in state["labels"]], it / "train") if labels \
+            else model_path
+        row = dict(iteration=k, model=str(new_model), md_frames=len(samples), flagged=len(flagged),
+                   flagged_fraction=len(flagged) / max(len(samples), 1), labelled=len(labels),
+                   train_labels=len(state["labels"]), **error_columns(errors_on(new_model, test)),
+                   seconds=time.time() - start)
+        state.update(iteration=k, model=str(new_model))
+        state["rows"].append(row)
+        save_state(out, state, log)
+    return state["rows"]
+
+
+def error_columns(metrics: Dict[str, float]) -> Dict[str, float]:
+    """The report's test-error columns (meV/atom, meV/Å) from error metrics."""
+    return {"test_energy_rmse": metrics.get("energy_rmse", float("nan")),
+            "test_forces_rmse": metrics.get("forces_rmse", float("nan"))}
+
+
+def save_state(out: Path, state: Dict[str, Any], log: Callable[[str], None]) -> None:
+    """state.json and report.csv, atomically, and the newest report row printed."""
+    atomic_write_bytes(out / "state.json", (json.dumps(state, indent=1) + "\n").encode())
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=REPORT_COLUMNS)
+    writer.writeheader()
+    writer.writerows(state["rows"])
+    atomic_write_bytes(out / "report.csv", buf.getvalue().encode())
+    r = state["rows"][-1]
+    log(f"iteration {r['iteration']}: flagged {r['flagged']}/{r['md_frames']} MD frames, labelled {r['labelled']} "
+        f"({r['train_labels']} in all), test RMSE energy {r['test_energy_rmse']:.2f} meV/atom, forces "
+        f"{r['test_forces_rmse']:.1f} meV/Å, {r['seconds']:.0f} s -> {r['model']}")
+

@@ -4,6 +4,7 @@
 #   bash run.sh test       set up (fast when done) and run the test suite
 #   bash run.sh setup      only set up
 #   bash run.sh lint       set up Python only and run the linter (ruff check ., configured in pyproject.toml)
+#   bash run.sh active     set up Python only and run the active-learning demo (GFN1-xTB labels, about 20 minutes)
 # Idempotent: a second run reuses the venv, the installed package and the cached LAMMPS build.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
@@ -78,11 +79,26 @@ demo() {
     echo "demo outputs in $run: best.ckpt, metrics.csv, eval.json, parity.png, water.mliap.pt, water.lammps.in, log.*.lammps"
 }
 
+active_demo() {
+    local run=runs/active-demo/start
+    log "start model on 6 GFN1-xTB water frames ($run)"
+    if [[ -f $run/done ]]; then
+        echo "found $run/best.ckpt (delete runs/active-demo to start over)"
+    elif [[ -f $run/last.ckpt ]]; then
+        "$VENV/bin/mlanet-train" examples/active/train.yaml --resume && touch "$run/done"
+    else
+        "$VENV/bin/mlanet-train" examples/active/train.yaml && touch "$run/done"
+    fi
+    log "active learning: MD, flagged frames, GFN1-xTB labels, fine-tuning (runs/active-demo/loop)"
+    "$VENV/bin/mlanet-active" examples/active/active.yaml
+}
+
 cmd=${1:-demo}
 case $cmd in
     setup) setup_python; setup_lammps ;;
     test) setup_python; setup_lammps; shift; "$VENV/bin/python" -m pytest -q "$@" tests ;;
     lint) setup_python; "$VENV/bin/ruff" check . ;;
+    active) setup_python; active_demo ;;
     demo) setup_python; setup_lammps; demo ;;
-    *) echo "usage: bash run.sh [setup|test|lint|demo]" >&2; exit 2 ;;
+    *) echo "usage: bash run.sh [setup|test|lint|demo|active]" >&2; exit 2 ;;
 esac

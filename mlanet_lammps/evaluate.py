@@ -138,9 +138,9 @@ def uncertainty_report(frames: Sequence[Frame], preds: Sequence[FramePrediction]
 def write_predictions(path: str | Path, frames: Sequence[Frame], preds: Sequence[FramePrediction],
                       prefix: str = "MLANet_") -> Path:
     """Extended XYZ of `frames` (with their reference labels) plus the predictions as info `<prefix>energy` (eV),
-    `<prefix>stress` (eV/Å^3, Voigt, fully periodic frames) and per-atom `<prefix>forces` (eV/Å), with
-    uncertainties `<prefix>energy_uncertainty` (eV) and per-atom `<prefix>energies_uncertainty` (eV),
-    `<prefix>forces_uncertainty` (eV/Å) where predicted; written atomically."""
+    `<prefix>stress` (eV/Å^3, Voigt, fully periodic frames) and per-atom `<prefix>forces` (eV/Å), with the
+    uncertainties where predicted: info `<prefix>energy_uncertainty` (eV), `<prefix>max_force_uncertainty` (eV/Å)
+    and per-atom `<prefix>energies_uncertainty` (eV), `<prefix>forces_uncertainty` (eV/Å); written atomically."""
     structures = []
     for frame, pred in zip(frames, preds):
         atoms = frame.to_atoms()
@@ -150,6 +150,7 @@ def write_predictions(path: str | Path, frames: Sequence[Frame], preds: Sequence
             atoms.info[prefix + "stress"] = voigt(pred.stress)
         if pred.uncertainty is not None:
             atoms.info[prefix + "energy_uncertainty"] = float(np.sqrt(np.sum(pred.uncertainty[:, 0] ** 2)))
+            atoms.info[prefix + "max_force_uncertainty"] = float(pred.uncertainty[:, 1].max())
             atoms.arrays[prefix + "energies_uncertainty"] = pred.uncertainty[:, 0].copy()
             atoms.arrays[prefix + "forces_uncertainty"] = pred.uncertainty[:, 1].copy()
         structures.append(atoms)

@@ -163,3 +163,5 @@ def test_calibrate_and_eval_cli(tmp_path, water, capsys):
     written = ase.io.read(tmp_path / "pred.extxyz", ":")
     assert written[0].arrays["MLANet_forces_uncertainty"].shape == (192,)
     assert written[0].info["MLANet_energy_uncertainty"] > 0
+    assert written[0].info["MLANet_max_force_uncertainty"] == pytest.approx(
+        written[0].arrays["MLANet_forces_uncertainty"].max(), abs=1e-8)  # extended XYZ: 8 decimals per atom

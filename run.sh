@@ -4,7 +4,7 @@
 #   bash run.sh test       set up (fast when done) and run the test suite
 #   bash run.sh setup      only set up
 #   bash run.sh lint       set up Python only and run the linter (ruff check ., configured in pyproject.toml)
-#   bash run.sh active     set up Python only and run the active-learning demo (GFN1-xTB labels, about 20 minutes)
+#   bash run.sh active     set up Python only and run the active-learning demo (GFN1-xTB labels, about 12 minutes)
 # Idempotent: a second run reuses the venv, the installed package and the cached LAMMPS build.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"

@@ -18,7 +18,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import ase
 import ase.io
@@ -41,8 +41,9 @@ class ActiveConfig:
 
     model: the calibrated checkpoint to start from. train_file: the labelled frames it was trained on (new labels
     are added to them). test_file: a fixed test set labelled like the new frames. start_file: structures the MD starts
-    from. labeller: {module, class, kwargs}: any ASE calculator. temperatures (K), steps, timestep_fs, sample_every:
-    Langevin MD in ASE from every start structure at every temperature. threshold: largest per-atom force
+    from. labeller: {module, class, kwargs}: any ASE calculator. temperatures (K), pressures (bar; null: constant
+    volume), steps, timestep_fs, sample_every: MD in ASE from every start structure at every temperature and
+    pressure (Langevin NVT, or isotropic MTK NPT for periodic structures). threshold: largest per-atom force
     uncertainty (eV/Å) that flags a frame. max_labels: frames labelled per iteration (farthest-point sampling of the
     flagged frames in the model's feature space). fine_tune: training options of each fine-tuning run
     (mlanet-train's training section, e.g. max_epochs, max_time, lr).
@@ -56,6 +57,7 @@ class ActiveConfig:
     output_dir: str = "runs/active"
     iterations: int = 3
     temperatures: List[float] = field(default_factory=lambda: [300.0])
+    pressures: List[Optional[float]] = field(default_factory=lambda: [None])
     steps: int = 200
     timestep_fs: float = 0.5
     sample_every: int = 10
@@ -132,28 +134,39 @@ def farthest_points(vectors: np.ndarray, count: int, first: int) -> List[int]:
 
 
 def run_md(model_path: Path, starts: Sequence[ase.Atoms], cfg: ActiveConfig, seed: int) -> List[ase.Atoms]:
-    """Langevin MD in ASE with the model of `model_path` from each start structure at each temperature; every
-    sample_every steps a copy of the structure with its per-atom force uncertainty ("mlanet_force_sigma") and the
-    largest one (info "max_force_sigma")."""
+    """MD in ASE with the model of `model_path` from each start structure at each temperature and pressure
+    (Langevin NVT for pressure None, else isotropic MTK NPT); every sample_every steps a copy of the structure with
+    its per-atom force uncertainty ("mlanet_force_sigma") and the largest one (info "max_force_sigma")."""
     from ase import units
     from ase.md.langevin import Langevin
+    from ase.md.nose_hoover_chain import IsotropicMTKNPT
     from ase.md.velocitydistribution import thermalize_momenta
 
     calc = MLANetCalculator(model_path, dtype="float32", uncertainty=True)
     samples: List[ase.Atoms] = []
-    for k, (start, temperature) in enumerate((s, t) for s in starts for t in cfg.temperatures):
+    runs = [(s, t, p) for s in starts for t in cfg.temperatures for p in cfg.pressures]
+    for k, (start, temperature, pressure) in enumerate(runs):
         atoms = start.copy()
         atoms.calc = calc
         rng = np.random.default_rng(seed * 1000 + k)
         thermalize_momenta(atoms, temperature_K=temperature, rng=rng)
-        dyn = Langevin(atoms, cfg.timestep_fs * units.fs, temperature_K=temperature, friction=0.01 / units.fs,
-                       fixcm=False, rng=rng)
+        dt = cfg.timestep_fs * units.fs
+        if pressure is None:
+            dyn = Langevin(atoms, dt, temperature_K=temperature, friction=0.01 / units.fs, fixcm=False, rng=rng)
+        elif not atoms.pbc.all():
+            raise MLANetInputError("pressures", f"{pressure} bar asked for a start structure that is not periodic in "
+                                   "all directions", "use pressures: [null] (constant volume) for it")
+        else:
+            dyn = IsotropicMTKNPT(atoms, dt, temperature_K=temperature, pressure_au=pressure * units.bar,
+                                  tdamp=100 * dt, pdamp=1000 * dt)
 
-        def sample(atoms=atoms, temperature=temperature):
+        def sample(atoms=atoms, temperature=temperature, pressure=pressure):
             sigma = np.asarray(calc.get_property("forces_uncertainty", atoms))
             frame = ase.Atoms(atoms.numbers, atoms.positions, cell=atoms.cell, pbc=atoms.pbc)
             frame.arrays["mlanet_force_sigma"] = sigma.copy()
             frame.info.update(max_force_sigma=float(sigma.max()), temperature_K=float(temperature))
+            if pressure is not None:
+                frame.info["pressure_bar"] = float(pressure)
             samples.append(frame)
 
         dyn.attach(sample, interval=cfg.sample_every)

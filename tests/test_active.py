@@ -16,6 +16,7 @@ from mlanet_lammps.cli.active import main as active_main
 from mlanet_lammps.errors import MLANetInputError
 from mlanet_lammps.train.config import config_from_dict
 from mlanet_lammps.train.loop import train
+from tests.conftest import WATER
 
 tblite_ase = pytest.importorskip("tblite.ase")
 LABELLER = {"module": "tblite.ase", "class": "TBLite", "kwargs": {"method": "GFN1-xTB", "verbosity": 0}}
@@ -128,3 +129,18 @@ def test_bad_config_is_one_line(start, tmp_path, capsys):
 def test_farthest_points_spreads_out():
     points = np.array([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [0.0, 0.1], [5.1, 5.0], [-5.0, 5.0]])
     assert farthest_points(points, 3, 0) == [0, 4, 5]
+
+
+def test_md_at_constant_pressure_moves_the_cell(start, tmp_path):
+    """pressures: [1000.0] runs isotropic NPT on a periodic water box (the ethanol model knows H and O): the cell
+    changes and each sample records its pressure; a molecule under pressure is refused."""
+    water = ase.io.read(WATER, 0)[:48]
+    water.set_cell([7.85] * 3, scale_atoms=False)
+    water.wrap()
+    cfg = ActiveConfig.load(write_config(start, tmp_path / "npt", pressures=[1000.0], steps=6, sample_every=3))
+    samples = active.run_md(start / "start" / "best.ckpt", [water], cfg, seed=0)
+    assert len(samples) == 3 and all(s.info["pressure_bar"] == 1000.0 for s in samples)
+    assert samples[-1].get_volume() != pytest.approx(water.get_volume(), rel=1e-9)
+    assert samples[0].arrays["mlanet_force_sigma"].shape == (48,)
+    with pytest.raises(MLANetInputError, match="not periodic"):
+        active.run_md(start / "start" / "best.ckpt", [ase.io.read(start / "start.extxyz")], cfg, seed=0)

@@ -207,9 +207,12 @@ def test_bonded_system_needs_special_bonds_of_one(model_dir, tmp_path, water_ato
 def test_old_model_files_are_refused(model_dir):
     loaded = torch.load(model_dir / "m.mliap.pt", weights_only=False)
     state = loaded.__getstate__()
-    state.pop("format_version")
-    with pytest.raises(MLANetLammpsError, match="has format 1, this mlanet_lammps reads format 2: re-export it with "
+    state["format_version"] = 2  # before the uncertainty head
+    with pytest.raises(MLANetLammpsError, match="has format 2, this mlanet_lammps reads format 3: re-export it with "
                                                 "mlanet-export"):
+        type(loaded).__new__(type(loaded)).__setstate__(state)
+    state.pop("format_version")  # the TorchScript files of the first format had none
+    with pytest.raises(MLANetLammpsError, match="has format 1, this mlanet_lammps reads format 3"):
         type(loaded).__new__(type(loaded)).__setstate__(state)
 
 

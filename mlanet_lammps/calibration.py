@@ -19,6 +19,7 @@ import torch
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data.batch import GraphBatch, collate, frame_to_graph
 from .data.io import Frame
+from .errors import MLANetInputError
 from .evaluate import predict_frames
 from .model.mlanet import MLANet, ModelConfig
 from .model.uncertainty import METHODS, DistanceHead, LLPRHead, UncertaintyHead, uncertainty_state
@@ -55,6 +56,8 @@ class ValidationErrors:
 
     @classmethod
     def measure(cls, model: MLANet, frames: Sequence[Frame], batch_size: int = 8) -> "ValidationErrors":
+        """The errors of `model` on `frames`, which must hold energies and forces (check_labels)."""
+        check_labels(frames)
         weight = model.node_init.weight
         preds = predict_frames(model, frames, batch_size, weight.device, weight.dtype)
         graphs = [frame_to_graph(f, float(model.cutoff), model.atomic_numbers.tolist()) for f in frames]
@@ -71,10 +74,10 @@ class ValidationErrors:
         """(a_E eV, a_F eV/Å) for raw scores `score` [N] (module docstring)."""
         s2 = np.maximum(score, 1e-12) ** 2
         has_f = np.isfinite(self.force_error).all(axis=1)
-        a_f = np.sqrt(np.mean((self.force_error[has_f] ** 2).sum(axis=1) / (3.0 * s2[has_f]))) if has_f.any() else 1.0
+        a_f = np.sqrt(np.mean((self.force_error[has_f] ** 2).sum(axis=1) / (3.0 * s2[has_f])))
         sum_s2 = np.bincount(self.frame_of_atom, weights=s2, minlength=len(self.energy_error))
         has_e = np.isfinite(self.energy_error)
-        a_e = np.sqrt(np.mean(self.energy_error[has_e] ** 2 / sum_s2[has_e])) if has_e.any() else a_f
+        a_e = np.sqrt(np.mean(self.energy_error[has_e] ** 2 / sum_s2[has_e]))
         return float(a_e), float(a_f)
 
     def force_nll(self, sigma: np.ndarray) -> float:
@@ -82,6 +85,14 @@ class ValidationErrors:
         has_f = np.isfinite(self.force_error).all(axis=1)
         var = np.maximum(sigma[has_f], 1e-12)[:, None] ** 2
         return float(np.mean(0.5 * np.log(2 * np.pi * var) + self.force_error[has_f] ** 2 / (2 * var)))
+
+
+def check_labels(frames: Sequence[Frame], where: str = "validation frames") -> None:
+    """An MLANetInputError unless some of `frames` have energies and some forces: the two scales are fitted to
+    them."""
+    if not any(f.forces is not None for f in frames) or not any(f.energy is not None for f in frames):
+        raise MLANetInputError(where, "calibrating the uncertainty needs frames with reference energies and forces",
+                               "label them, or set training.uncertainty: none (mlanet-train)")
 
 
 def calibrated(head: UncertaintyHead, errors: ValidationErrors) -> UncertaintyHead:

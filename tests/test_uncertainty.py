@@ -165,3 +165,12 @@ def test_calibrate_and_eval_cli(tmp_path, water, capsys):
     assert written[0].info["MLANet_energy_uncertainty"] > 0
     assert written[0].info["MLANet_max_force_uncertainty"] == pytest.approx(
         written[0].arrays["MLANet_forces_uncertainty"].max(), abs=1e-8)  # extended XYZ: 8 decimals per atom
+
+
+def test_calibration_needs_energies_and_forces(water):
+    import dataclasses
+    model = make_model([1, 8])
+    graphs = [frame_to_graph(water[0], model.cutoff, [1, 8])]
+    no_forces = [dataclasses.replace(f, forces=None) for f in water[6:8]]
+    with pytest.raises(MLANetInputError, match="needs frames with reference energies and forces"):
+        fit_uncertainty(model, graphs, no_forces)

@@ -19,7 +19,7 @@ from ase.data import chemical_symbols
 from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
-from ..calibration import fit_uncertainty, save_with_uncertainty
+from ..calibration import check_labels, fit_uncertainty, save_with_uncertainty
 from ..checkpoint import load_checkpoint, load_model, model_from_payload, save_checkpoint
 from ..data.batch import GraphBatch, collate, frame_to_graph
 from ..data.io import FileSpec, Frame, elements, expand_files, read_frames, write_frames
@@ -412,6 +412,8 @@ def train(cfg: Config, resume: bool = False, log: Callable[[str], None] = print)
     random.seed(t.seed)
     np.random.seed(t.seed)
     data = prepare_data(cfg)
+    if t.uncertainty != "none":  # before training, not after it
+        check_labels(data.valid_frames, "validation frames (training.uncertainty)")
     trainer = Trainer(cfg, data, log)
     last = Path(t.output_dir) / "last.ckpt"
     if resume:

@@ -4,7 +4,9 @@ diverse subset -> labelled by an ASE calculator -> fine-tuned model -> the next 
 Everything lives in `output_dir`:
   state.json                  the last finished iteration and its model (written atomically)
   report.csv                  one row per iteration (written atomically): flagged fraction, labels, test errors, time
-  iter_K/md.extxyz            the sampled MD frames of iteration K with their per-atom force uncertainty
+  iter_K/md.extxyz            the sampled MD frames of iteration K with their per-atom force uncertainty (engine
+                              lammps: the frames LAMMPS flagged; its runs in iter_K/run_N)
+  iter_K/md_frames.json       the number of sampled frames (written last: the MD of iteration K is done)
   iter_K/labels/NNN.extxyz    each labelled frame, written atomically as it arrives
   iter_K/train/               the fine-tuning run (best.ckpt: the model of iteration K, calibrated)
 A crash in iteration K resumes there: finished MD is read back, labelled frames are not labelled again and the
@@ -18,9 +20,10 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import ase
+import ase.data
 import ase.io
 import numpy as np
 import torch
@@ -42,8 +45,10 @@ class ActiveConfig:
     model: the calibrated checkpoint to start from. train_file: the labelled frames it was trained on (new labels
     are added to them). test_file: a fixed test set labelled like the new frames. start_file: structures the MD starts
     from. labeller: {module, class, kwargs}: any ASE calculator. temperatures (K), pressures (bar; null: constant
-    volume), steps, timestep_fs, sample_every: MD in ASE from every start structure at every temperature and
-    pressure (Langevin NVT, or isotropic MTK NPT for periodic structures). threshold: largest per-atom force
+    volume), steps, timestep_fs, sample_every: MD from every start structure at every temperature and pressure.
+    engine: 'ase' (Langevin NVT, or isotropic MTK NPT for periodic structures; every sample kept) or 'lammps'
+    (Nose-Hoover NVT/NPT in the venv's lmp on lammps_ranks MPI ranks, periodic structures; LAMMPS writes the
+    flagged frames itself, at most one per sample_every steps). threshold: largest per-atom force
     uncertainty (eV/Å) that flags a frame. max_labels: frames labelled per iteration (farthest-point sampling of the
     flagged frames in the model's feature space). fine_tune: training options of each fine-tuning run
     (mlanet-train's training section, e.g. max_epochs, max_time, lr).
@@ -56,6 +61,8 @@ class ActiveConfig:
     labeller: Dict[str, Any]
     output_dir: str = "runs/active"
     iterations: int = 3
+    engine: str = "ase"
+    lammps_ranks: int = 1
     temperatures: List[float] = field(default_factory=lambda: [300.0])
     pressures: List[Optional[float]] = field(default_factory=lambda: [None])
     steps: int = 200
@@ -89,7 +96,9 @@ class ActiveConfig:
         if not {"module", "class"} <= set(labeller):
             raise MLANetInputError(str(path), "labeller needs module and class (and optionally kwargs)",
                                    "e.g. labeller: {module: tblite.ase, class: TBLite, kwargs: {method: GFN1-xTB}}")
-        checks = [(cfg.iterations >= 1, "iterations must be >= 1"), (cfg.steps >= 1, "steps must be >= 1"),
+        checks = [(cfg.engine in ("ase", "lammps"), f"engine {cfg.engine!r} is not ase or lammps"),
+                  (cfg.lammps_ranks >= 1, "lammps_ranks must be >= 1"),
+                  (cfg.iterations >= 1, "iterations must be >= 1"), (cfg.steps >= 1, "steps must be >= 1"),
                   (cfg.sample_every >= 1, "sample_every must be >= 1"), (cfg.threshold > 0, "threshold must be > 0"),
                   (cfg.max_labels >= 1, "max_labels must be >= 1"), (cfg.timestep_fs > 0, "timestep_fs must be > 0")]
         for ok, problem in checks:
@@ -174,10 +183,83 @@ def run_md(model_path: Path, starts: Sequence[ase.Atoms], cfg: ActiveConfig, see
     return samples
 
 
+LAMMPS_MD = """units metal
+atom_style atomic
+boundary p p p
+read_data start.data
+variable mlanet_elements string "{elements}"
+variable mlanet_uncertainty string yes
+variable mlanet_flag_threshold equal {threshold}
+variable mlanet_flag_file string flagged.extxyz
+variable mlanet_flag_every equal {every}
+include model.lammps.in
+timestep {dt}
+velocity all create {temperature} {seed} mom yes rot yes dist gaussian
+fix md all {ensemble}
+thermo {every}
+run {steps}
+"""
+
+
+def run_lammps_md(model_path: Path, starts: Sequence[ase.Atoms], cfg: ActiveConfig, seed: int, workdir: Path
+                  ) -> Tuple[List[ase.Atoms], int]:
+    """MD in LAMMPS (the venv's lmp, cfg.lammps_ranks MPI ranks) with the model of `model_path` exported, from each
+    start structure at each temperature and pressure (Nose-Hoover NVT, or NPT with isotropic cell fluctuations).
+    Returns the frames LAMMPS flagged (largest force uncertainty above cfg.threshold, at most one per
+    sample_every steps; info "max_force_sigma") and the number of sampling points (steps // sample_every + 1 per
+    run), the count the flagged fraction refers to."""
+    import subprocess
+    import sys
+
+    from .lammps.export import export
+
+    lmp = Path(sys.prefix) / "bin" / "lmp"
+    if not lmp.exists():
+        raise MLANetInputError("engine: lammps", f"{lmp} not found", "build LAMMPS into the venv (bash run.sh setup)")
+    export(model_path, workdir / "model.mliap.pt", dtype="float32", device="auto")
+    model = load_model(model_path)
+    elements = [ase.data.chemical_symbols[z] for z in model.atomic_numbers.tolist()]
+    dt_ps = cfg.timestep_fs / 1000.0
+    flagged: List[ase.Atoms] = []
+    points = 0
+    runs = [(s, t, p) for s in starts for t in cfg.temperatures for p in cfg.pressures]
+    for k, (start, temperature, pressure) in enumerate(runs):
+        if not start.pbc.all():
+            raise MLANetInputError("engine: lammps", "a start structure is not periodic in all directions",
+                                   "use engine: ase for molecules and slabs")
+        run_dir = workdir / f"run_{k}"
+        run_dir.mkdir(exist_ok=True)
+        for name in ("model.mliap.pt", "model.lammps.in"):
+            (run_dir / name).write_bytes((workdir / name).read_bytes())
+        ase.io.write(run_dir / "start.data", start, format="lammps-data", specorder=elements, masses=True,
+                     units="metal", atom_style="atomic")
+        damp = f"{100 * dt_ps:g}"
+        ensemble = (f"nvt temp {temperature} {temperature} {damp}" if pressure is None else
+                    f"npt temp {temperature} {temperature} {damp} iso {pressure} {pressure} {10 * float(damp):g}")
+        (run_dir / "in.lammps").write_text(LAMMPS_MD.format(
+            elements=" ".join(elements), threshold=cfg.threshold, every=cfg.sample_every, dt=dt_ps,
+            temperature=temperature, seed=seed * 1000 + k + 1, ensemble=ensemble, steps=cfg.steps))
+        (run_dir / "flagged.extxyz").unlink(missing_ok=True)
+        command = ([] if cfg.lammps_ranks == 1 else ["mpirun", "-np", str(cfg.lammps_ranks)]) + [
+            str(lmp), "-in", "in.lammps", "-log", "log.lammps"]
+        proc = subprocess.run(command, cwd=run_dir, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-3:])
+            raise RuntimeError(f"LAMMPS failed in {run_dir} (exit {proc.returncode}): {tail}")
+        points += cfg.steps // cfg.sample_every + 1
+        if (run_dir / "flagged.extxyz").exists():
+            for frame in ase.io.read(run_dir / "flagged.extxyz", ":"):
+                frame.info.update(max_force_sigma=frame.info["mlanet_max_force_sigma"],
+                                  temperature_K=float(temperature))
+                flagged.append(frame)
+    return flagged, points
+
+
 def write_extxyz(path: Path, images: Sequence[ase.Atoms]) -> None:
-    """Write `images` as extended XYZ, atomically."""
+    """Write `images` as extended XYZ, atomically (an empty file for none)."""
     buf = io.StringIO()
-    ase.io.write(buf, list(images), format="extxyz")
+    if images:
+        ase.io.write(buf, list(images), format="extxyz")
     atomic_write_bytes(path, buf.getvalue().encode())
 
 
@@ -252,15 +334,21 @@ def run_active(cfg: ActiveConfig, log: Callable[[str], None] = print) -> List[Di
         it = out / f"iter_{k}"
         it.mkdir(exist_ok=True)
         model_path = Path(state["model"])
-        md_path = it / "md.extxyz"
-        if md_path.exists():
-            samples = ase.io.read(md_path, ":")
+        md_path, md_count = it / "md.extxyz", it / "md_frames.json"
+        if md_count.exists():
+            samples = ase.io.read(md_path, ":") if md_path.stat().st_size else []
+            points = json.loads(md_count.read_text())["md_frames"]
         else:
-            samples = run_md(model_path, starts, cfg, cfg.seed + k)
+            if cfg.engine == "lammps":
+                samples, points = run_lammps_md(model_path, starts, cfg, cfg.seed + k, it)
+            else:
+                samples = run_md(model_path, starts, cfg, cfg.seed + k)
+                points = len(samples)
             write_extxyz(md_path, samples)
+            atomic_write_bytes(md_count, json.dumps({"md_frames": points}).encode())
         sigma_max = np.array([s.info["max_force_sigma"] for s in samples])
         flagged = [s for s, m in zip(samples, sigma_max) if m > cfg.threshold]
-        log(f"iteration {k}: {len(flagged)} of {len(samples)} MD frames flagged (max force uncertainty > "
+        log(f"iteration {k}: {len(flagged)} of {points} MD frames flagged (max force uncertainty > "
             f"{cfg.threshold} eV/Å)")
         chosen: List[ase.Atoms] = []
         if flagged:
@@ -272,8 +360,8 @@ def run_active(cfg: ActiveConfig, log: Callable[[str], None] = print) -> List[Di
         state["labels"] = sorted(set(state["labels"]) | {str(p) for p in labels})
         new_model = fine_tune(cfg, model_path, [Path(p) for p in state["labels"]], it / "train") if labels \
             else model_path
-        row = dict(iteration=k, model=str(new_model), md_frames=len(samples), flagged=len(flagged),
-                   flagged_fraction=len(flagged) / max(len(samples), 1), labelled=len(labels),
+        row = dict(iteration=k, model=str(new_model), md_frames=points, flagged=len(flagged),
+                   flagged_fraction=len(flagged) / max(points, 1), labelled=len(labels),
                    train_labels=len(state["labels"]), **error_columns(errors_on(new_model, test)),
                    seconds=time.time() - start)
         state.update(iteration=k, model=str(new_model))

@@ -144,3 +144,27 @@ def test_md_at_constant_pressure_moves_the_cell(start, tmp_path):
     assert samples[0].arrays["mlanet_force_sigma"].shape == (48,)
     with pytest.raises(MLANetInputError, match="not periodic"):
         active.run_md(start / "start" / "best.ckpt", [ase.io.read(start / "start.extxyz")], cfg, seed=0)
+
+
+@pytest.mark.lammps
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_lammps_engine_flags_frames_in_lammps(start, tmp_path, ranks):
+    """engine: lammps runs the MD in the venv's lmp: with a tiny threshold LAMMPS writes a frame at steps 0, 3 and 6
+    of each run; they are labelled and trained on like ASE's, and the rerun reads the MD back."""
+    from tests.lammps.conftest import require_lammps
+    require_lammps(ranks)
+    water = ase.io.read(WATER, 0)[:48]
+    water.set_cell([7.85] * 3, scale_atoms=False)
+    water.wrap()
+    ase.io.write(tmp_path / "box.extxyz", water)
+    out = tmp_path / "lmp"
+    cfg = ActiveConfig.load(write_config(start, out, engine="lammps", lammps_ranks=ranks, iterations=1, steps=6,
+                                         sample_every=3, start_file=str(tmp_path / "box.extxyz"),
+                                         pressures=[None, 1000.0]))
+    rows = run_active(cfg, log=lambda _: None)
+    assert (rows[-1]["md_frames"], rows[-1]["flagged"], rows[-1]["labelled"]) == (6, 6, 2)
+    frames = ase.io.read(out / "iter_1" / "md.extxyz", ":")
+    assert [f.info["timestep"] for f in frames] == [0, 3, 6, 0, 3, 6]
+    assert frames[0].get_chemical_symbols() == water.get_chemical_symbols()
+    assert (frames[-1].arrays["mlanet_force_sigma"] > 0).all()
+    assert len(load_model(rows[-1]["model"]).uncertainty) == 1

@@ -26,13 +26,13 @@ import ase
 import ase.data
 import ase.io
 import numpy as np
-import torch
 import yaml
 
 from .calculator import MLANetCalculator
+from .calibration import atom_features
 from .checkpoint import load_checkpoint, load_model
 from .data.batch import frame_to_graph
-from .data.io import Frame, read_frames
+from .data.io import Frame, read_frames, write_atoms
 from .errors import MLANetInputError
 from .evaluate import error_report, predict_frames
 from .fileio import atomic_write_bytes
@@ -106,6 +106,10 @@ class ActiveConfig:
                 raise MLANetInputError(str(path), problem, "fix the value")
         return cfg
 
+    def md_runs(self, starts: Sequence[ase.Atoms]) -> List[Tuple[ase.Atoms, float, Optional[float]]]:
+        """(start structure, temperature K, pressure bar or None) of every MD run, in order."""
+        return [(s, t, p) for s in starts for t in self.temperatures for p in self.pressures]
+
 
 def make_labeller(spec: Dict[str, Any]) -> Any:
     """The ASE calculator `spec` names: {module, class, kwargs}."""
@@ -117,16 +121,18 @@ def make_labeller(spec: Dict[str, Any]) -> Any:
     return cls(**(spec.get("kwargs") or {}))
 
 
-def frame_features(model, atoms: ase.Atoms) -> np.ndarray:
-    """One vector per structure for diversity: the mean readout features of each element of the model,
-    concatenated ([num_species * readout_hidden])."""
-    from .calibration import atom_features
-    graph = frame_to_graph(Frame.from_atoms(atoms, source="md"), float(model.cutoff), model.atomic_numbers.tolist())
-    features, species = atom_features(model, [graph])
-    parts = [features[species == s].mean(0) if (species == s).any() else torch.zeros(features.shape[1],
-                                                                                      dtype=features.dtype)
-             for s in range(len(model.atomic_numbers))]
-    return torch.cat(parts).numpy()
+def frame_vectors(model, frames: Sequence[ase.Atoms]) -> np.ndarray:
+    """One vector per structure for diversity [M, num_species * readout_hidden]: the mean readout features of each
+    element of the model (zero for an element absent from the structure), concatenated."""
+    numbers = model.atomic_numbers.tolist()
+    graphs = [frame_to_graph(Frame.from_atoms(a, source="md"), float(model.cutoff), numbers) for a in frames]
+    features, species = (t.numpy() for t in atom_features(model, graphs))  # [N, H], [N]
+    frame_of_atom = np.repeat(np.arange(len(frames)), [len(a) for a in frames])
+    sums = np.zeros((len(frames), len(numbers), features.shape[1]))
+    np.add.at(sums, (frame_of_atom, species), features)
+    counts = np.zeros((len(frames), len(numbers)))
+    np.add.at(counts, (frame_of_atom, species), 1.0)
+    return (sums / np.maximum(counts, 1.0)[:, :, None]).reshape(len(frames), -1)
 
 
 def farthest_points(vectors: np.ndarray, count: int, first: int) -> List[int]:
@@ -153,8 +159,7 @@ def run_md(model_path: Path, starts: Sequence[ase.Atoms], cfg: ActiveConfig, see
 
     calc = MLANetCalculator(model_path, dtype="float32", uncertainty=True)
     samples: List[ase.Atoms] = []
-    runs = [(s, t, p) for s in starts for t in cfg.temperatures for p in cfg.pressures]
-    for k, (start, temperature, pressure) in enumerate(runs):
+    for k, (start, temperature, pressure) in enumerate(cfg.md_runs(starts)):
         atoms = start.copy()
         atoms.calc = calc
         rng = np.random.default_rng(seed * 1000 + k)
@@ -222,8 +227,7 @@ def run_lammps_md(model_path: Path, starts: Sequence[ase.Atoms], cfg: ActiveConf
     dt_ps = cfg.timestep_fs / 1000.0
     flagged: List[ase.Atoms] = []
     points = 0
-    runs = [(s, t, p) for s in starts for t in cfg.temperatures for p in cfg.pressures]
-    for k, (start, temperature, pressure) in enumerate(runs):
+    for k, (start, temperature, pressure) in enumerate(cfg.md_runs(starts)):
         if not start.pbc.all():
             raise MLANetInputError("engine: lammps", "a start structure is not periodic in all directions",
                                    "use engine: ase for molecules and slabs")
@@ -255,14 +259,6 @@ def run_lammps_md(model_path: Path, starts: Sequence[ase.Atoms], cfg: ActiveConf
     return flagged, points
 
 
-def write_extxyz(path: Path, images: Sequence[ase.Atoms]) -> None:
-    """Write `images` as extended XYZ, atomically (an empty file for none)."""
-    buf = io.StringIO()
-    if images:
-        ase.io.write(buf, list(images), format="extxyz")
-    atomic_write_bytes(path, buf.getvalue().encode())
-
-
 def label(frames: Sequence[ase.Atoms], labeller: Any, directory: Path, log: Callable[[str], None]) -> List[Path]:
     """Energies and forces (and the stress of fully periodic frames) of `frames` from `labeller`, each written to
     directory/NNN.extxyz atomically as soon as it is known; frames already there are not labelled again."""
@@ -277,7 +273,7 @@ def label(frames: Sequence[ase.Atoms], labeller: Any, directory: Path, log: Call
             atoms.arrays["forces"] = np.array(atoms.get_forces())
             atoms.calc = None
             atoms.info["config_type"] = "active"
-            write_extxyz(path, [atoms])
+            write_atoms(path, [atoms])
             log(f"  labelled {path}")
         paths.append(path)
     return paths
@@ -344,7 +340,7 @@ def run_active(cfg: ActiveConfig, log: Callable[[str], None] = print) -> List[Di
             else:
                 samples = run_md(model_path, starts, cfg, cfg.seed + k)
                 points = len(samples)
-            write_extxyz(md_path, samples)
+            write_atoms(md_path, samples)
             atomic_write_bytes(md_count, json.dumps({"md_frames": points}).encode())
         sigma_max = np.array([s.info["max_force_sigma"] for s in samples])
         flagged = [s for s, m in zip(samples, sigma_max) if m > cfg.threshold]
@@ -352,8 +348,7 @@ def run_active(cfg: ActiveConfig, log: Callable[[str], None] = print) -> List[Di
             f"{cfg.threshold} eV/Å)")
         chosen: List[ase.Atoms] = []
         if flagged:
-            model = load_model(model_path)
-            vectors = np.stack([frame_features(model, s) for s in flagged])
+            vectors = frame_vectors(load_model(model_path), flagged)
             first = int(np.argmax([s.info["max_force_sigma"] for s in flagged]))
             chosen = [flagged[i] for i in farthest_points(vectors, cfg.max_labels, first)]
         labels = label(chosen, labeller, it / "labels", log)

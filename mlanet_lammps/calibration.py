@@ -105,7 +105,7 @@ def calibrated(head: UncertaintyHead, errors: ValidationErrors) -> UncertaintyHe
 def fit_uncertainty(model: MLANet, train_graphs: Sequence[GraphBatch], valid_frames: Sequence[Frame],
                     method: str = "llpr", batch_size: int = 8) -> UncertaintyHead:
     """A calibrated uncertainty head for `model` (float64 CPU tensors): fitted on the atoms of `train_graphs`
-    (frame_to_graph of the training frames), calibrated on `valid_frames` (with forces and/or energies)."""
+    (frame_to_graph of the training frames), calibrated on `valid_frames` (with energies and forces)."""
     if method not in METHODS:
         raise ValueError(f"uncertainty method {method!r} is not one of {', '.join(METHODS)}")
     features, species = atom_features(model, train_graphs, batch_size)

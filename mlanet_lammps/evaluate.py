@@ -1,19 +1,16 @@
 """Evaluate a trained model on labelled structures: per-structure predictions, error metrics overall, per element
 and per config_type, and the predictions written as extended XYZ."""
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-import ase.io
 import numpy as np
 import torch
 from ase.data import chemical_symbols
 
 from .data.batch import collate, frame_to_graph
-from .data.io import Frame, elements, voigt
-from .fileio import atomic_write_bytes
+from .data.io import Frame, elements, voigt, write_atoms
 from .metrics import error_metrics, format_groups, format_table, uncertainty_metrics
 from .model.mlanet import MLANet
 from .predict import predict
@@ -154,7 +151,5 @@ def write_predictions(path: str | Path, frames: Sequence[Frame], preds: Sequence
             atoms.arrays[prefix + "energies_uncertainty"] = pred.uncertainty[:, 0].copy()
             atoms.arrays[prefix + "forces_uncertainty"] = pred.uncertainty[:, 1].copy()
         structures.append(atoms)
-    buf = io.StringIO()
-    ase.io.write(buf, structures, format="extxyz")
-    atomic_write_bytes(path, buf.getvalue().encode())
+    write_atoms(path, structures)
     return Path(path)

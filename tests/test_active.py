@@ -168,3 +168,21 @@ def test_lammps_engine_flags_frames_in_lammps(start, tmp_path, ranks):
     assert frames[0].get_chemical_symbols() == water.get_chemical_symbols()
     assert (frames[-1].arrays["mlanet_force_sigma"] > 0).all()
     assert len(load_model(rows[-1]["model"]).uncertainty) == 1
+
+
+def test_frame_vectors_are_per_element_mean_features():
+    """Two structures in one batch: each row holds the mean readout features of its H, C and O atoms (zeros for C in
+    water), as computed one structure at a time."""
+    from mlanet_lammps.calibration import atom_features
+    from mlanet_lammps.data.batch import frame_to_graph
+    from mlanet_lammps.data.io import Frame
+    from tests.conftest import make_model
+
+    model = make_model([1, 6, 8])
+    frames = [ase.build.molecule("CH3CH2OH"), ase.build.molecule("H2O")]
+    rows = active.frame_vectors(model, frames)
+    for row, atoms in zip(rows, frames):
+        features, species = atom_features(model, [frame_to_graph(Frame.from_atoms(atoms), model.cutoff, [1, 6, 8])])
+        expected = [features[species == s].mean(0).numpy() if (species == s).any() else np.zeros(features.shape[1])
+                    for s in range(3)]
+        np.testing.assert_allclose(row, np.concatenate(expected), rtol=1e-12, atol=1e-12)

@@ -67,8 +67,15 @@ def elements(frames: Sequence[Frame]) -> Set[int]:
 
 def write_frames(path: str | Path, frames: Sequence[Frame]) -> None:
     """Write frames (with labels) as extended XYZ, atomically."""
+    write_atoms(path, [f.to_atoms() for f in frames])
+
+
+def write_atoms(path: str | Path, images: Sequence[ase.Atoms]) -> None:
+    """Write ASE structures (with their info, arrays and single-point results) as extended XYZ, atomically; an
+    empty file for none."""
     buf = io.StringIO()
-    ase.io.write(buf, [f.to_atoms() for f in frames], format="extxyz")
+    if images:
+        ase.io.write(buf, list(images), format="extxyz")
     atomic_write_bytes(path, buf.getvalue().encode())
 
 

@@ -8,8 +8,9 @@ and the model fills d_mlanet_energy_sigma (eV) and d_mlanet_force_sigma (eV/Å, 
 local atom at every force evaluation, so that `dump custom`, `compute property/atom` (and through it `compute
 reduce max`, `thermo_style`, variables and `fix halt`) can use them. Optional variables (read when the run starts):
     mlanet_flag_threshold  (equal, eV/Å): append each step whose largest d_mlanet_force_sigma exceeds it to
-    mlanet_flag_file       (string, default mlanet_flagged.extxyz) as an extended XYZ frame (all atoms, ordered by
-                           atom ID, with both uncertainties per atom and the step and maximum in its info), at most
+    mlanet_flag_file       (string, default mlanet_flagged.extxyz) as an extended XYZ frame (the atoms MLANet
+                           evaluates, ordered by atom ID, with both uncertainties per atom and the step and maximum
+                           in its info), at most
     mlanet_flag_every      (equal, default 1) one frame per this many steps.
 """
 
@@ -53,7 +54,6 @@ class UncertaintyOutput:
     path: Path = Path("mlanet_flagged.extxyz")
     every: int = 1
     last_written: Optional[int] = None
-    frames_written: int = 0
 
     @classmethod
     def from_lammps(cls, handle: Any, comm: Optional[Any], elements: List[str], has_head: bool
@@ -134,7 +134,6 @@ class UncertaintyOutput:
             fh.write(buf.getvalue())
             fh.flush()
             os.fsync(fh.fileno())
-        self.frames_written += 1
 
 
 def max_op():

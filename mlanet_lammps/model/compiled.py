@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .mlanet import MLANet
+from .uncertainty import require_head
 
 
 def traceable_copy(model: MLANet) -> MLANet:
@@ -69,8 +70,8 @@ class CompiledEnergyAndEdgeGradient(nn.Module):
     def __init__(self, model: MLANet, headroom: float = 0.05, kernel_threads: Optional[int] = None,
                  uncertainty: bool = False):
         super().__init__()
-        if uncertainty and len(model.uncertainty) == 0:
-            raise ValueError("this model has no fitted uncertainty: calibrate it first (mlanet-calibrate)")
+        if uncertainty:
+            require_head(model)
         self.model = traceable_copy(model)
         self.uncertainty = uncertainty
         threads = torch.get_num_threads() if kernel_threads is None else int(kernel_threads)

@@ -11,6 +11,8 @@ from typing import Tuple
 import torch
 from torch import nn
 
+from .uncertainty import require_head
+
 
 class EnergyAndEdgeGradient(nn.Module):
     """Wraps a per-atom energy model.
@@ -28,8 +30,8 @@ class EnergyAndEdgeGradient(nn.Module):
 
     def __init__(self, model: nn.Module, create_graph: bool = False, uncertainty: bool = False):
         super().__init__()
-        if uncertainty and len(model.uncertainty) == 0:
-            raise ValueError("this model has no fitted uncertainty: calibrate it first (mlanet-calibrate)")
+        if uncertainty:
+            require_head(model)
         self.model = model
         self.create_graph = create_graph
         self.uncertainty = uncertainty

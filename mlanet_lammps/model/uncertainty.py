@@ -132,6 +132,12 @@ class DistanceHead(UncertaintyHead):
                 f"scale=({self.scale[0]:.3g} eV, {self.scale[1]:.3g} eV/Å))")
 
 
+def require_head(model: nn.Module) -> None:
+    """ValueError unless `model` (an MLANet) has an uncertainty head: asked for uncertainties, it must have one."""
+    if len(model.uncertainty) == 0:
+        raise ValueError("this model has no fitted uncertainty: calibrate it first (mlanet-calibrate)")
+
+
 def uncertainty_state(head: UncertaintyHead) -> Dict[str, object]:
     """The checkpoint entry of a head: {"method": ..., "tensors": {...}} (plain data)."""
     return {"method": head.method, "tensors": head.tensors()}

@@ -6,8 +6,10 @@
 For each size (192 x rep^3 atoms) and MPI rank count it runs lammps_inputs/scaling_water.in and reports
 timesteps/s, atom-steps/s (from LAMMPS' own "Loop time"), peak resident memory per atom (all ranks), the ratio of the
 LAMMPS step time to one bare model call (energy + forces through the ASE path, same atoms, same thread count and
-device; its peak GPU memory per atom with --device cuda). One rank runs lmp without mpirun, so a serial LAMMPS
-build works. Writes a markdown table and JSON.
+device; its peak GPU memory per atom with --device cuda) and the time of the 2 warm-up steps (the first step loads
+the model and, with --compile yes, compiles it or loads the compiled code from Inductor's cache). --compile no runs
+the eager evaluator (MLANET_COMPILE=no) for an old-against-new comparison. One rank runs lmp without mpirun, so a
+serial LAMMPS build works. Writes a markdown table and JSON.
 Measurements, not tests: numbers depend on the machine; the script prints what it ran on.
 """
 
@@ -62,8 +64,9 @@ PEAK_RSS = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:]
             "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, flush=True); sys.exit(rc)")
 
 
-def run_lammps(workdir: Path, model_prefix: Path, rep: int, ranks: int, steps: int, threads: int) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+def run_lammps(workdir: Path, model_prefix: Path, rep: int, ranks: int, steps: int, threads: int,
+               compile: str) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MLANET_COMPILE=compile)
     mpirun = ["mpirun", "-np", str(ranks)] if ranks > 1 else []
     cmd = mpirun + [sys.executable, "-c", PEAK_RSS, str(LMP), "-in",
            str(ROOT / "lammps_inputs" / "scaling_water.in"), "-var", "model", str(model_prefix),
@@ -71,10 +74,11 @@ def run_lammps(workdir: Path, model_prefix: Path, rep: int, ranks: int, steps: i
     proc = subprocess.run(cmd, cwd=ROOT / "lammps_inputs", capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         return {"error": (proc.stdout + proc.stderr)[-800:]}
-    loop = LOOP.findall(proc.stdout)[-1]
+    warmup, loop = LOOP.findall(proc.stdout)[0], LOOP.findall(proc.stdout)[-1]
     seconds, _, nsteps, natoms = float(loop[0]), int(loop[1]), int(loop[2]), int(loop[3])
     rss_kb = sum(int(x) for x in re.findall(r"MAXRSS_KB (\d+)", proc.stdout + proc.stderr))
-    return {"atoms": natoms, "steps": nsteps, "seconds": seconds, "timesteps_per_s": nsteps / seconds,
+    return {"atoms": natoms, "steps": nsteps, "seconds": seconds, "warmup_s": float(warmup[0]),
+            "timesteps_per_s": nsteps / seconds,
             "atom_steps_per_s": natoms * nsteps / seconds, "peak_rss_mb": rss_kb / 1024,
             "peak_rss_kb_per_atom": rss_kb / natoms}
 
@@ -117,6 +121,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per MPI rank")
     parser.add_argument("--device", default="cpu", help="where the model runs: cpu, cuda or cuda:N (LAMMPS itself "
                         "stays on the CPU build; each rank takes GPU local_rank %% n_gpus)")
+    parser.add_argument("--compile", choices=["yes", "no"], default="yes",
+                        help="MLANET_COMPILE of the LAMMPS runs: the compiled evaluator (default) or eager PyTorch")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "lammps_speed"))
     parser.add_argument("--bare-max-atoms", type=int, default=20000,
                         help="skip the bare-model comparison above this size (that call is not chunked: about "
@@ -137,8 +143,9 @@ def main() -> None:
                                                      threads=args.threads, device=args.device), r"BARE (\S+) (\S+)")
             bare, gpu_bytes = map(float, found.groups())
         for ranks in args.ranks:
-            res = run_lammps(out.parent, model_prefix, rep, ranks, args.steps, args.threads)
+            res = run_lammps(out.parent, model_prefix, rep, ranks, args.steps, args.threads, args.compile)
             row = {"atoms": atoms, "ranks": ranks, "threads_per_rank": args.threads, "device": args.device,
+                   "compile": args.compile,
                    "bare_model_s": bare, "bare_us_per_atom": bare and bare / atoms * 1e6,
                    "bare_gpu_peak_kb_per_atom": gpu_bytes / 1024 / atoms, **res}
             if "seconds" in res:
@@ -151,8 +158,8 @@ def main() -> None:
     if args.device.startswith("cuda"):
         machine += f", model on {torch.cuda.get_device_name(torch.device(args.device))}"
     header = ("| atoms | ranks | timesteps/s | atom-steps/s | LAMMPS step (s) | bare model call (s) | step / bare | "
-              "peak RSS (KB/atom) | bare call GPU peak (KB/atom) |\n"
-              "|---|---|---|---|---|---|---|---|---|")
+              "peak RSS (KB/atom) | bare call GPU peak (KB/atom) | first 2 steps (s) |\n"
+              "|---|---|---|---|---|---|---|---|---|---|")
     lines = [header]
     for r in rows:
         if "error" in r:
@@ -161,7 +168,8 @@ def main() -> None:
         lines.append(f"| {r['atoms']} | {r['ranks']} | {r['timesteps_per_s']:.3f} | {r['atom_steps_per_s']:.0f} | "
                      f"{r['lammps_step_s']:.3f} | {number(r['bare_model_s'], '.3f')} | "
                      f"{number(r['step_over_bare'], '.2f')} | "
-                     f"{r['peak_rss_kb_per_atom']:.1f} | {r['bare_gpu_peak_kb_per_atom'] or float('nan'):.1f} |")
+                     f"{r['peak_rss_kb_per_atom']:.1f} | {r['bare_gpu_peak_kb_per_atom'] or float('nan'):.1f} | "
+                     f"{r['warmup_s']:.1f} |")
     table = "\n".join(lines)
     cmd = "python benchmarks/lammps_speed.py " + " ".join(sys.argv[1:])
     (out.with_suffix(".md")).write_text(f"Machine: {machine}\nCommand: `{cmd}`\n\n{table}\n")

@@ -10,7 +10,7 @@ median µs/atom/step over 10 steps after 3 warm-up steps and the parameter count
 atoms; the bundled water frame, repeated). On a GPU only the wall clock means anything. `--clock cpu` measures
 process CPU time, which stays comparable when other work shares the machine; `--clock wall` is what a user waits.
 `--compile` times the calculator's torch.compile path (compile=True; the compilation falls in the warm-up) instead of
-TorchScript. Runs with the allocator settings of mlanet_lammps/allocator.py, as the peer harness does (without them
+eager PyTorch. Runs with the allocator settings of mlanet_lammps/allocator.py, as the peer harness does (without them
 a timing moves by up to a third from one process to the next here).
 """
 
@@ -86,7 +86,7 @@ def main() -> None:
     if args.profile and args.compile:
         inductor_config.cpp.enable_kernel_profile = True
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    path = "torch.compile" if args.compile else "TorchScript"
+    path = "torch.compile" if args.compile else "eager"
     print(f"| config | atoms | µs/atom/step ({args.clock}, {args.device}, {args.threads} thread(s), {path}) "
           "| parameters |\n"
           "|---|---|---|---|")

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/uncertainty_cost.py [CKPT] --rounds 3 --steps 20
 
 CKPT (default: a random-weight model of the package's default size) gets an llpr head fitted on 8 bundled water
-frames. ASE: MLANetCalculator (float32, TorchScript, 2 threads) on the 192-atom water box, uncertainty on and off,
+frames. ASE: MLANetCalculator (float32, eager, 2 threads) on the 192-atom water box, uncertainty on and off,
 alternating, `--rounds` rounds of `--calls` force calls on moved positions. LAMMPS: lammps_inputs/scaling_water.in
 (rep 1 and 2: 192 and 1,536 atoms, 1 rank, 2 threads) with and without `-var mlanet_uncertainty yes` (which makes
 the snippet define the per-atom vectors the model fills), alternating, the timed run's "Loop time". Writes
@@ -101,7 +101,7 @@ def main() -> int:
     for key, d in times.items():
         off, on = min(d["off"]), min(d["on"])
         where, atoms = key.split("_")
-        rows.append(f"| {'ASE (float32, TorchScript)' if where == 'ase' else 'LAMMPS (float32, 1 rank)'} | "
+        rows.append(f"| {'ASE (float32, eager)' if where == 'ase' else 'LAMMPS (float32, 1 rank)'} | "
                     f"{int(atoms):,} | {1000 * off:.1f} | {1000 * on:.1f} | {100 * (on / off - 1):+.1f}% |")
     results = ROOT / "benchmarks" / "results"
     atomic_write_bytes(results / "uncertainty_cost.json", (json.dumps(times, indent=2) + "\n").encode())

@@ -25,11 +25,10 @@ class MLANetCalculator(Calculator):
         device: 'cpu', 'cuda', 'cuda:N', 'auto' (cuda when available) or a torch.device, as in the command-line
             tools.
         dtype: 'float64' or torch.float64 (default, exact comparisons), 'float32' or torch.float32 (faster MD).
-        script: evaluate through TorchScript (compiled on the first call, about a second; 6-10% faster per call
-            on the CPU) instead of eager PyTorch.
-        compile: evaluate through torch.compile instead (on the 2-core CPU VM 1.4x faster per step than TorchScript
-            with 1 or 2 threads). The first call, and any call with a new atom count or more edges than seen so
-            far (+5%), compiles for tens of seconds: for MD, not for many different structures. See model/compiled.py.
+        compile: evaluate through torch.compile (model/compiled.py, the evaluator LAMMPS uses), 2-3x faster per
+            step than eager PyTorch on a CPU. The first call, and any call with more atoms or edges than seen so far
+            (+5%), compiles for tens of seconds (cached on disk for later runs): for MD, not for many different
+            structures.
         uncertainty: also compute the uncertainties of the model's calibrated head (docs/uncertainty.md). None
             (default): when the model has one; True: required (an error without one); False: never.
     Results: energy, free_energy (eV), forces (eV/Å), energies (eV per atom), stress (eV/Å^3, Voigt, if fully
@@ -45,7 +44,7 @@ class MLANetCalculator(Calculator):
                               "energies_uncertainty", "forces_uncertainty"]
 
     def __init__(self, model: MLANet | str | Path, device: str | torch.device = "cpu",
-                 dtype: str | torch.dtype = torch.float64, script: bool = True, compile: bool = False,
+                 dtype: str | torch.dtype = torch.float64, compile: bool = False,
                  uncertainty: Optional[bool] = None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(dtype, str):
@@ -56,7 +55,7 @@ class MLANetCalculator(Calculator):
             from .checkpoint import load_model
             model = load_model(model, dtype=dtype, device=device)
         self.model = model.to(device=device, dtype=dtype).eval()
-        self.device, self.dtype, self.script, self.compile = device, dtype, script, compile
+        self.device, self.dtype, self.compile = device, dtype, compile
         has_head = len(self.model.uncertainty) > 0
         if uncertainty and not has_head:
             raise MLANetInputError("MLANetCalculator(uncertainty=True)", "this model has no fitted uncertainty",
@@ -66,17 +65,13 @@ class MLANetCalculator(Calculator):
         self._energy_grad: Optional[torch.nn.Module] = None
 
     def energy_grad(self) -> torch.nn.Module:
-        """The model wrapped for energies and edge gradients, compiled or scripted on first use if asked."""
+        """The model (compiled if asked) wrapped for energies and edge gradients, built on first use."""
         if self._energy_grad is None:
+            model = self.model
             if self.compile:
-                from .model.compiled import CompiledEnergyAndEdgeGradient
-                module: torch.nn.Module = CompiledEnergyAndEdgeGradient(self.model, uncertainty=self.uncertainty)
-            else:
-                module = EnergyAndEdgeGradient(self.model, uncertainty=self.uncertainty)
-                if self.script:
-                    from e3nn.util.jit import script
-                    module = script(module)
-            self._energy_grad = module
+                from .model.compiled import compiled_model
+                model = compiled_model(model)
+            self._energy_grad = EnergyAndEdgeGradient(model, uncertainty=self.uncertainty)
         return self._energy_grad
 
     def calculate(self, atoms=None, properties: Optional[List[str]] = None, system_changes=all_changes):
@@ -84,9 +79,7 @@ class MLANetCalculator(Calculator):
         frame = Frame.from_atoms(self.atoms, source="atoms")
         graph = frame_to_graph(frame, float(self.model.cutoff), self.model.atomic_numbers.tolist(),
                                mirrored=self.compile).to(self.device, self.dtype)
-        # the profiling executor slows CPU calls and multiplies GPU call times (measured in lammps/wrapper.py)
-        with torch.jit.optimized_execution(False):
-            pred = predict_with(self.energy_grad(), graph)
+        pred = predict_with(self.energy_grad(), graph)
         energy = float(pred.energy[0].detach())
         self.results = {"energy": energy, "free_energy": energy,
                         "forces": pred.forces.detach().cpu().double().numpy(),

@@ -29,7 +29,7 @@ def predict(model: torch.nn.Module, batch: GraphBatch, create_graph: bool = Fals
 
 
 def predict_with(energy_grad: torch.nn.Module, batch: GraphBatch) -> Prediction:
-    """Evaluate an `EnergyAndEdgeGradient` (eager, TorchScript or model/compiled.py's) on `batch`."""
+    """Evaluate an `EnergyAndEdgeGradient` (of the eager or the compiled model) on `batch`."""
     n = batch.species.shape[0]
     edge_vec = batch.edge_vec.detach().requires_grad_(True)
     atom_energy, edge_grad, atom_uncertainty = energy_grad(edge_vec, batch.species, batch.edge_index)

@@ -1,5 +1,6 @@
 """Shared fixtures: small float64 models and real structures (bundled water and formate frames, built crystals)."""
 
+import os
 from pathlib import Path
 
 import ase
@@ -12,6 +13,9 @@ import torch
 from mlanet_lammps.model import MLANet, ModelConfig
 
 ROOT = Path(__file__).resolve().parents[1]
+# LAMMPS runs in the tests evaluate eagerly: compiling costs a minute per run. The compiled evaluator, LAMMPS'
+# default, is tested where a test sets MLANET_COMPILE=yes (tests/lammps/test_compiled_lammps.py).
+os.environ.setdefault("MLANET_COMPILE", "no")
 WATER = ROOT / "examples" / "water" / "water_40frames.extxyz"
 FORMATE = ROOT / "examples" / "formate" / "formate_cu_20frames.extxyz"
 

@@ -6,7 +6,7 @@ lr 0.01, cosine schedule ending at min_lr 1e-4 when the wall-clock budget runs o
 energy weight 1, force weight 10, EMA 0.99, float32. The deployable model is best.ckpt (lowest validation loss, EMA
 weights).
 speed: MLANetCalculator in float32 with compile=True (torch.compile, as for MD; the compilation falls in the warm-up
-steps); predict: the same in TorchScript (script=True), which needs no compilation per structure.
+steps); predict: the same in eager PyTorch, which needs no compilation per structure.
 """
 
 import csv

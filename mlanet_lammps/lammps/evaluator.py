@@ -71,7 +71,8 @@ class RankEvaluator:
         """(E_i [nlocal] eV, fij [P,3] eV/Å = dE/d rij of the energy of all ranks, uncertainties [nlocal, 2] (eV,
         eV/Å; [0, 2] without output)), with the exchange refresh_exchange returned for these atoms. Collective on
         several ranks."""
-        self.model.ghost_features.exchange = exchange
+        # on one rank every ghost is folded onto its atom: nothing to exchange between layers
+        self.model.ghost_features.exchange = exchange if self.comm is not None else None
         edge_index = torch.stack([pairs.pair_i, exchange.node_of.index_select(0, pairs.pair_j)])  # [2, P] into rows
         species = pairs.species.index_select(0, exchange.rows)  # [nlocal + R]
         whole = self.max_pairs == 0 or self.model.num_layers * pairs.rij.shape[0] <= self.max_pairs

@@ -17,6 +17,7 @@ from ase.data import chemical_symbols
 
 from ..checkpoint import model_from_payload
 from ..devices import DTYPES, resolve_device
+from ..model.compiled import compiled_model
 from .checks import check_setup
 from .errors import MLANetLammpsError, abort_on_failure, on_all_ranks
 from .evaluator import RankEvaluator, RankPairs
@@ -150,6 +151,8 @@ class MLANetMLIAP(MLIAPUnified):
         model = model_from_payload({"model_config": self.model_config, "model_state": self.model_state,
                                     "uncertainty": self.uncertainty}, "model file")
         model = model.to(device=device, dtype=DTYPES[self.dtype]).eval().requires_grad_(False)
+        if settings.compile:
+            model = compiled_model(model)
         output = UncertaintyOutput.from_lammps(handle, comm, self.elements, self.uncertainty is not None)
         max_pairs = settings.max_pairs
         if max_pairs is None:

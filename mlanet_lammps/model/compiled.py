@@ -1,120 +1,204 @@
-"""MLANet energies and edge gradients through torch.compile (Inductor), for fast inference in ASE.
+"""MLANet compiled by torch.compile (Inductor): the fast evaluator of LAMMPS and the ASE calculator.
 
-Inductor fuses MLANet's many small per-edge operations into a few loops. It is compiled for static shapes, because
-dynamic shapes do not lower for this model, so the edge list is padded to a high-water mark: a padded edge points
-from atom 0 to itself at 2 r_cut, where the envelope, the radial basis, every pooling weight and the ZBL switch are
-exactly zero, so it adds nothing to any energy. A new mark (the edge count grew past it) or a new atom count
-compiles again (tens of seconds on a CPU). The energy and its gradient are one function (torch.func.grad) compiled
-under no_grad into one inference graph: no autograd tape at run time, and Inductor's freezing folds the weights in
-as constants. On this project's 2-core VM that kept the speed of a compiled forward + autograd backward and lowered
-the peak memory of 5,184 water atoms from 2.7 to 2.3 GB. Training needs the force gradients' own gradients (double
-backward), which torch.compile does not provide, so it stays eager. The ASE calculator builds its pairs in mirrored
-order, so that the distances, radial basis, radial MLPs and spherical harmonics are computed once per pair rather
-than once per directed edge: 224-232 against 249-251 µs/atom/step with 1 thread, 139-157 against 149-160 with 2
-(192 water atoms, two rounds each).
+`CompiledMLANet` is an MLANet whose evaluation runs through Inductor, which fuses the model's many small per-edge
+operations into a few loops; `EnergyAndEdgeGradient` wraps it exactly as it wraps the eager model (training stays
+eager: it needs the force gradients' own gradients, which compiled graphs do not provide). Forward and backward are
+compiled together (AOTAutograd), so autograd gives dE/d edge_vec as usual, and LAMMPS' ghost exchange between layers
+(model/ghosts.py) stays an eager step between two compiled graphs, with its own backward.
 
-Inductor's generated CPU loops run on `kernel_threads` threads (default: torch's thread count), with masked
-("tail") vectorisation switched off when there is more than one. With it on, a loop over the 3 components of an
-edge vector counts as 0 vector steps in Inductor's choice of the loop to parallelise, so the 8-32-long channel
-sums of the gradients with respect to the spherical harmonics get an OpenMP region per edge (10,000 per step for
-192 water atoms). On this project's 2-core VM, with 2 threads and the allocator settings of
-mlanet_lammps/allocator.py, 192 water atoms took 149-153 µs/atom/step with 2 kernel threads (without tail
-vectorisation) and 187-205 with 1; with tail vectorisation, 2 kernel threads took twice as long as 1.
+Inductor compiles for static shapes (dynamic shapes do not lower for this model), so every graph is padded to
+high-water marks of its sizes: edges, centre atoms and the other atoms. A padding edge points from centre row 0 to
+itself at 2 r_cut, where the envelope, the radial basis, every pooling weight and the ZBL switch are exactly zero;
+padding atoms have no edges and their energies are dropped. Padding therefore changes no energy or gradient, and a
+size that grows past its mark compiles once more (with 5% headroom, so that MD does not recompile for pairs crossing
+the cutoff). Compiling takes tens of seconds on a CPU; Inductor caches the generated code on disk
+(TORCHINDUCTOR_CACHE_DIR), so a later run with the same model and sizes loads it instead.
+
+Two kinds of graph are compiled: the whole evaluation (`energy_and_features` without chunks), and one layer on one
+checkpointed chunk (`chunk_layer`, MLANet's memory bound for large ranks), which every chunk of a layer shares.
+
+Inductor's generated CPU loops run on `kernel_threads` threads (default: torch's thread count), with masked ("tail")
+vectorisation switched off when there is more than one: with it, a loop over the 3 components of an edge vector
+counts as no vector steps in Inductor's choice of the loop to parallelise, and short channel sums get an OpenMP region
+per edge (docs/performance.md).
 """
 
 import math
-from typing import Optional
+from typing import Dict, List, Optional, Tuple
 
 import e3nn
 import torch
-from torch import nn
 
-from .mlanet import MLANet
-from .uncertainty import require_head
+from .chunks import EdgeChunk
+from .ghosts import GhostExchange
+from .mlanet import MLANet, ModelConfig
 
 
-def traceable_copy(model: MLANet) -> MLANet:
-    """The same network, built with e3nn's tensor products left as torch.fx modules (which torch.compile traces)
-    instead of TorchScript ones; same dtype, device, weights and uncertainty head, no parameter gradients."""
+class PaddedExchange:
+    """The model's ghost exchange seen through padding: rows [0, n) local atoms, [n, n_cap) padding, [n_cap,
+    n_cap + G) ghosts, then padding. Padding rows receive zeros; the real rows go through `inner`. One instance per
+    compiled model, updated in place, so that the compiled graphs see the same object every call."""
+
+    def __init__(self):
+        self.inner: Optional[GhostExchange] = None
+        self.real = torch.zeros(0, dtype=torch.long)
+
+    def update(self, inner: GhostExchange, real: torch.Tensor) -> None:
+        """inner: the exchange of the unpadded rows; real [n + G]: their positions among the padded rows."""
+        self.inner, self.real = inner, real
+
+    def _through(self, step, src: torch.Tensor, dst: torch.Tensor, width: int) -> None:
+        rows = src.index_select(0, self.real)  # [n + G, width]
+        out = torch.empty_like(rows)
+        step(rows, out, width)
+        dst.zero_()
+        dst.index_copy_(0, self.real, out)
+
+    def forward_exchange(self, src: torch.Tensor, dst: torch.Tensor, width: int) -> None:
+        self._through(self.inner.forward_exchange, src, dst, width)
+
+    def reverse_exchange(self, src: torch.Tensor, dst: torch.Tensor, width: int) -> None:
+        self._through(self.inner.reverse_exchange, src, dst, width)
+
+
+class CompiledMLANet(MLANet):
+    """MLANet evaluated through torch.compile with padded static shapes (inference: no parameter gradients).
+
+    Build it with `compiled_model(model)`; it takes the inputs and gives the outputs of MLANet.energy_and_features,
+    with the same results to rounding (float64: 1e-12 relative).
+
+    Args:
+        config: the model's configuration.
+        headroom: a new high-water mark is this fraction above the size that set it.
+        kernel_threads: threads of Inductor's generated CPU loops (default: torch.get_num_threads()).
+
+    Example:
+        >>> evaluator = EnergyAndEdgeGradient(compiled_model(model))
+        >>> atom_energy, edge_grad, _ = evaluator(edge_vec, species, edge_index)  # compiles on the first call
+    """
+
+    def __init__(self, config: ModelConfig, headroom: float = 0.05, kernel_threads: Optional[int] = None):
+        super().__init__(config)
+        self.headroom = float(headroom)
+        self.far = 2.0 * float(config.cutoff)
+        self.marks: Dict[str, int] = {}  # high-water marks of the padded sizes
+        self.padded_exchange = PaddedExchange()
+        threads = torch.get_num_threads() if kernel_threads is None else int(kernel_threads)
+        options = {"cpp.threads": threads, "cpp.enable_loop_tail_vec": threads == 1}
+        self.whole_graph = torch.compile(self._whole, dynamic=False, options=options)
+        self.chunk_graph = torch.compile(self._chunk, dynamic=False, options=options)
+
+    def __repr__(self) -> str:
+        marks = ", ".join(f"{k}={v}" for k, v in sorted(self.marks.items())) or "none yet"
+        return f"{self.__class__.__name__}(layers={self.num_layers}, l_max={self.config.l_max}, padded sizes: {marks})"
+
+    def mark(self, key: str, size: int) -> int:
+        """The padded size for `size` items of kind `key`: the high-water mark, raised with headroom (to a multiple
+        of 8) when `size` passes it."""
+        if size > self.marks.get(key, 0):
+            self.marks[key] = 8 * math.ceil(size * (1.0 + self.headroom) / 8)
+        return self.marks.get(key, 0)
+
+    def pad_graph(self, key: str, edge_vec: torch.Tensor, center: torch.Tensor, neighbor: torch.Tensor,
+                  num_centers: int, num_nodes: int
+                  ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int, int]:
+        """A graph whose node rows are [num_centers centres | other atoms] (edges [E] centred on the centres),
+        padded to the marks of kind `key`: (edge_vec [E', 3], center [E'], neighbor [E'], real [num_nodes] = the
+        padded row of each row, padded centres n', padded rows N'). Rows become [centres | padding | others |
+        padding]."""
+        n = num_centers
+        n_pad = self.mark(key + " centres", n)
+        others = self.mark(key + " other atoms", num_nodes - n)
+        pad = self.mark(key + " edges", edge_vec.shape[0]) - edge_vec.shape[0]
+        far = edge_vec.new_zeros(pad, 3)
+        far[:, 2] = self.far
+        device = center.device
+        real = torch.cat([torch.arange(n, device=device), torch.arange(n_pad, n_pad + num_nodes - n, device=device)])
+        zeros = center.new_zeros(pad)
+        neighbor = real.index_select(0, neighbor)
+        return (torch.cat([edge_vec, far]), torch.cat([center, zeros]), torch.cat([neighbor, zeros]), real,
+                n_pad, n_pad + others)
+
+    @staticmethod
+    def pad_rows(x: torch.Tensor, real: torch.Tensor, rows: int) -> torch.Tensor:
+        """x [N, ...] -> [rows, ...] with x's rows at `real` and zeros elsewhere."""
+        return x.new_zeros((rows,) + tuple(x.shape[1:])).index_copy(0, real, x)
+
+    def energy_and_features(self, edge_vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor,
+                            mirrored: bool = False, num_local: int = -1, max_edges: int = 0
+                            ) -> Tuple[torch.Tensor, torch.Tensor]:
+        num_nodes = species.shape[0]
+        n = num_nodes if num_local < 0 else num_local
+        if max_edges > 0 and edge_vec.shape[0] > max_edges:  # eager layer loop over compiled chunks (chunk_layer)
+            return super().energy_and_features(edge_vec, species, edge_index, mirrored, num_local, max_edges)
+        if num_local < 0 and not mirrored:
+            mirrored = self.is_mirrored(edge_vec, edge_index)
+        rows = edge_vec.shape[0] // 2 if mirrored else edge_vec.shape[0]
+        key = "mirrored" if mirrored else "edges"
+        vec, center, neighbor, real, n_pad, total = self.pad_graph(key, edge_vec[:rows], edge_index[0, :rows],
+                                                                   edge_index[1, :rows], n, num_nodes)
+        index = torch.stack([center, neighbor])  # [2, E']
+        if mirrored:
+            vec, index = torch.cat([vec, -vec]), torch.cat([index, index.flip(0)], dim=1)
+        outer = self.ghost_features.exchange
+        if outer is not None:
+            self.padded_exchange.update(outer, real)
+            self.ghost_features.exchange = self.padded_exchange
+        try:
+            atom_energy, features = self.whole_graph(vec, self.pad_rows(species, real, total), index, mirrored, n_pad)
+        finally:
+            self.ghost_features.exchange = outer
+        return atom_energy[:n], features[:n]
+
+    def _whole(self, edge_vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor, mirrored: bool,
+               num_local: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        return MLANet.energy_and_features(self, edge_vec, species, edge_index, mirrored, num_local)
+
+    def plan_chunks(self, center: torch.Tensor, neighbor: torch.Tensor, num_nodes: int, num_centers: int,
+                    max_edges: int) -> List[EdgeChunk]:
+        chunks = super().plan_chunks(center, neighbor, num_nodes, num_centers, max_edges)
+        for chunk in chunks:  # the marks of the largest chunk first: every chunk, and its recomputation in the
+            # backward pass, runs on the same padded sizes
+            centres = chunk.last - chunk.first
+            self.mark("chunk centres", centres)
+            self.mark("chunk other atoms", chunk.nodes.shape[0] - centres)
+            self.mark("chunk edges", chunk.edges.shape[0])
+        return chunks
+
+    def chunk_layer(self, k: int, h: torch.Tensor, z: torch.Tensor, edge_vec: torch.Tensor, center: torch.Tensor,
+                    neighbor: torch.Tensor, num_centers: int) -> torch.Tensor:
+        vec, center, neighbor, real, n_pad, total = self.pad_graph("chunk", edge_vec, center, neighbor, num_centers,
+                                                                   h.shape[0])
+        out = self.chunk_graph(k, self.pad_rows(h, real, total), self.pad_rows(z, real, total), vec, center,
+                               neighbor, n_pad)
+        return out[:num_centers]
+
+    def _chunk(self, k: int, h: torch.Tensor, z: torch.Tensor, edge_vec: torch.Tensor, center: torch.Tensor,
+               neighbor: torch.Tensor, num_centers: int) -> torch.Tensor:
+        return MLANet.chunk_layer(self, k, h, z, edge_vec, center, neighbor, num_centers)
+
+    @staticmethod
+    def is_mirrored(edge_vec: torch.Tensor, edge_index: torch.Tensor) -> bool:
+        """Whether edge e + E/2 is edge e reversed (data.graph.build_graph(mirrored=True)), checked exactly: then the
+        radial terms and harmonics are computed once per pair, and each pair's gradient is on its first edge."""
+        half = edge_vec.shape[0] // 2
+        return (half > 0 and edge_vec.shape[0] == 2 * half
+                and torch.equal(edge_index[:, half:], edge_index[[1, 0], :half])
+                and torch.equal(edge_vec[half:], -edge_vec[:half]))
+
+
+def compiled_model(model: MLANet, headroom: float = 0.05, kernel_threads: Optional[int] = None) -> CompiledMLANet:
+    """`model` as a CompiledMLANet: the same weights, dtype, device and uncertainty head, no parameter gradients.
+    Its e3nn tensor products are built as torch.fx modules (which torch.compile traces) rather than TorchScript."""
     defaults = e3nn.get_optimization_defaults()
     e3nn.set_optimization_defaults(jit_script_fx=False)
     try:
-        copy = MLANet(model.config)
+        compiled = CompiledMLANet(model.config, headroom, kernel_threads)
     finally:
         e3nn.set_optimization_defaults(**defaults)
     weight = next(model.parameters())
-    copy = copy.to(dtype=weight.dtype, device=weight.device)
-    copy.load_state_dict(model.state_dict())
+    compiled = compiled.to(dtype=weight.dtype, device=weight.device)
+    compiled.load_state_dict(model.state_dict())
     for head in model.uncertainty:  # its buffers are not in the state dict
-        copy.attach_uncertainty(head)
-    return copy.eval().requires_grad_(False)
-
-
-class CompiledEnergyAndEdgeGradient(nn.Module):
-    """Drop-in for `EnergyAndEdgeGradient` (inference only, no ghosts): forward(edge_vec [E,3] Å, species [N],
-    edge_index [2,E]) -> (atom_energy [N] eV, edge_grad [E,3] eV/Å, atom_uncertainty [N, 2] or [0, 2]).
-
-    Edges in mirrored order (data.graph.build_graph(mirrored=True), detected exactly) are evaluated once per pair
-    for their radial terms and harmonics; each pair's gradient is then returned on its first edge (zero on the
-    reversed one), which gives the same forces and virial as the per-edge gradients.
-
-    Args:
-        model: a trained MLANet (its dtype and device are kept).
-        headroom: a new high-water mark is this fraction above the edge count that set it, so that edges crossing
-            the cutoff during MD do not compile again.
-        kernel_threads: threads of Inductor's generated CPU loops (default: torch.get_num_threads(); see above).
-        uncertainty: also return the per-atom uncertainties of the model's head (evaluated eagerly on the compiled
-            graph's readout features).
-    """
-
-    def __init__(self, model: MLANet, headroom: float = 0.05, kernel_threads: Optional[int] = None,
-                 uncertainty: bool = False):
-        super().__init__()
-        if uncertainty:
-            require_head(model)
-        self.model = traceable_copy(model)
-        self.uncertainty = uncertainty
-        threads = torch.get_num_threads() if kernel_threads is None else int(kernel_threads)
-        self.compiled = torch.compile(self.energy_and_gradient, dynamic=False, options={
-            "cpp.threads": threads, "cpp.enable_loop_tail_vec": threads == 1, "freezing": True})
-        self.headroom = float(headroom)
-        self.far = 2.0 * float(model.cutoff)
-        self.capacity = {False: 0, True: 0}  # high-water marks of evaluated edges: all / one per mirrored pair
-
-    def energy_and_gradient(self, edge_vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor,
-                            mirrored: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(atom_energy [N] eV, d(sum of atom energies)/d edge_vec [E, 3] eV/Å, readout features [N, H]), as one
-        function of the
-        inputs (torch.func.grad) that torch.compile turns into one inference graph. mirrored: edge_vec holds one
-        vector per pair and edge_index [2, 2E] the pairs, then the same pairs reversed."""
-
-        def total(vec: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-            edges = torch.cat([vec, -vec]) if mirrored else vec
-            atom_energy, features = self.model.energy_and_features(edges, species, edge_index, mirrored=mirrored)
-            return atom_energy.sum(), (atom_energy, features)
-
-        grad, (atom_energy, features) = torch.func.grad(total, has_aux=True)(edge_vec)
-        return atom_energy, grad, features
-
-    def forward(self, edge_vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        num_edges, half = edge_vec.shape[0], edge_vec.shape[0] // 2
-        mirrored = (half > 0 and num_edges == 2 * half and torch.equal(edge_index[:, half:], edge_index[[1, 0], :half])
-                    and torch.equal(edge_vec[half:], -edge_vec[:half]))
-        rows = half if mirrored else num_edges
-        if rows > self.capacity[mirrored]:
-            self.capacity[mirrored] = 64 * math.ceil(rows * (1.0 + self.headroom) / 64)
-        pad = self.capacity[mirrored] - rows if species.shape[0] > 0 else 0
-        far = edge_vec.new_zeros(pad, 3)
-        far[:, 2] = self.far
-        vec = torch.cat([edge_vec[:rows].detach(), far])
-        index = torch.cat([edge_index[:, :rows], edge_index.new_zeros(2, pad)], dim=1)
-        if mirrored:
-            index = torch.cat([index, index.flip(0)], dim=1)
-        with torch.no_grad():
-            atom_energy, grad, features = self.compiled(vec, species, index, mirrored)
-            uncertainty = (self.model.atom_uncertainty(features, species) if self.uncertainty
-                           else atom_energy.new_zeros(0, 2))
-        grad = grad[:rows]
-        # a mirrored pair's whole gradient goes to its first edge: the same forces and virial
-        return atom_energy, torch.cat([grad, torch.zeros_like(grad)]) if mirrored else grad, uncertainty
+        compiled.attach_uncertainty(head)
+    return compiled.eval().requires_grad_(False)

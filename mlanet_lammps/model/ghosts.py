@@ -71,7 +71,7 @@ class GhostFeatures(nn.Module):
             return local
         return self.exchanged(local, num_nodes)
 
-    @torch.jit.unused
+    @torch.compiler.disable  # MPI between two compiled graphs (model/compiled.py)
     def exchanged(self, local: torch.Tensor, num_nodes: int) -> torch.Tensor:
         ghosts = local.new_zeros((num_nodes - local.shape[0], local.shape[1]))
         return ExchangeGhostFeatures.apply(torch.cat([local, ghosts]), self.exchange)

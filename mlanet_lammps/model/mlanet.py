@@ -101,7 +101,7 @@ class MLANet(nn.Module):
                 config.radial_hidden, config.chem_hidden, config.att_channels, config.logit_cap))
             irreps = irreps_out
         self.layers = nn.ModuleList(layers)
-        # zero or one density block (a ModuleList keeps the model scriptable either way)
+        # zero or one density block
         self.density = nn.ModuleList([AngularDensity(
             config.density_l_max, config.density_channels, config.num_basis, config.embed_dim,
             config.avg_num_neighbors, config.channels)] if config.density_l_max >= 0 else [])
@@ -115,14 +115,13 @@ class MLANet(nn.Module):
         self.energy_scale = AtomicEnergyScale(refs, config.energy_scale)
         if config.repulsion not in ("zbl", "none"):
             raise ValueError(f"repulsion must be 'zbl' or 'none', got {config.repulsion!r}")
-        # zero or one prior; a ModuleList keeps the model scriptable either way
+        # zero or one prior
         radii = config.repulsion_radii or switch_radii(config.atomic_numbers, config.cutoff)
         self.priors = nn.ModuleList([ZBLRepulsion(config.atomic_numbers, radii)] if config.repulsion == "zbl" else [])
         self.ghost_features = GhostFeatures()
         # zero or one uncertainty head, fitted after training and set by attach_uncertainty
         self.uncertainty = nn.ModuleList()
 
-    @torch.jit.unused
     def attach_uncertainty(self, head: Optional[UncertaintyHead]) -> None:
         """Use `head` (None: none) for atom_uncertainty, in this model's dtype and device."""
         weight = self.node_init.weight
@@ -191,13 +190,11 @@ class MLANet(nn.Module):
                                        h[:, self.num_scalars:]], dim=-1)
         return h
 
-    @torch.jit.unused
     def plan_chunks(self, center: torch.Tensor, neighbor: torch.Tensor, num_nodes: int, num_centers: int,
                     max_edges: int) -> List[EdgeChunk]:
         """plan_chunks() (module level) for the edges of this evaluation."""
         return plan_chunks(center, neighbor, num_nodes, num_centers, max_edges)
 
-    @torch.jit.unused
     def chunked_interaction(self, k: int, h: torch.Tensor, z: torch.Tensor, edge_vec: torch.Tensor,
                             chunks: List[EdgeChunk]) -> torch.Tensor:
         """interaction() over the ranges of centre atoms of plan_chunks, each range computing its own edge features
@@ -208,12 +205,20 @@ class MLANet(nn.Module):
 
             def layer(h: torch.Tensor, z: torch.Tensor, edge_vec: torch.Tensor, chunk: EdgeChunk = chunk
                       ) -> torch.Tensor:
-                sh, radial, env, _ = self.edge_features(edge_vec.index_select(0, chunk.edges))  # [E_c, ...]
-                return self.interaction(k, h.index_select(0, chunk.nodes), z.index_select(0, chunk.nodes), sh,
-                                        radial, env, chunk.center, chunk.neighbor, chunk.last - chunk.first)
+                return self.chunk_layer(k, h.index_select(0, chunk.nodes), z.index_select(0, chunk.nodes),
+                                        edge_vec.index_select(0, chunk.edges), chunk.center, chunk.neighbor,
+                                        chunk.last - chunk.first)
 
             outs.append(checkpoint(layer, h, z, edge_vec, use_reentrant=False))  # [last - first, irreps]
         return torch.cat(outs)
+
+    def chunk_layer(self, k: int, h: torch.Tensor, z: torch.Tensor, edge_vec: torch.Tensor, center: torch.Tensor,
+                    neighbor: torch.Tensor, num_centers: int) -> torch.Tensor:
+        """Layer k on one chunk, with its own edge features: h [M, irreps in], z [M, embed_dim] of the chunk's node
+        rows (its num_centers centres first), edge_vec [E_c, 3] Å, center [E_c] < num_centers, neighbor [E_c] < M
+        -> [num_centers, irreps out]."""
+        sh, radial, env, _ = self.edge_features(edge_vec)  # [E_c, ...]
+        return self.interaction(k, h, z, sh, radial, env, center, neighbor, num_centers)
 
     def atom_energy(self, scalars: List[torch.Tensor], species: torch.Tensor, dist: torch.Tensor,
                     center: torch.Tensor, neighbor: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -1,7 +1,7 @@
 """Row gather and scatter-sum along dim 0, the message-passing primitives of MLANet's blocks, and the halving of
 terms that are the same for an edge and its reverse (mirrored edge order, compiled path only).
 
-Eager PyTorch and TorchScript use index_select / index_add_. Under torch.compile they are written as gather /
+Eager PyTorch uses index_select / index_add_. Under torch.compile they are written as gather /
 scatter_add instead: with more than one kernel thread, Inductor turns index_add (and the backward of index_select)
 into per-element atomic adds on the CPU, while it hands scatter_add (the backward of gather) to ATen's kernel. With
 2 kernel threads (and tail vectorisation, see model/compiled.py), 192 water atoms took about 500 µs/atom/step with

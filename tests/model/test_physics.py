@@ -179,30 +179,6 @@ def test_energy_and_forces_continuous_across_cutoff(calc):
     assert abs(e1) < abs(e2) / 4
 
 
-def test_torchscript_matches_eager(structures):
-    from e3nn.util.jit import script
-
-    from mlanet_lammps.data.batch import collate, frame_to_graph
-    from mlanet_lammps.data.io import Frame
-    from mlanet_lammps.model import EnergyAndEdgeGradient
-    from mlanet_lammps.model.uncertainty import DistanceHead, LLPRHead
-
-    model = make_model(SPECIES)
-    graphs = collate([frame_to_graph(Frame.from_atoms(a), model.cutoff, SPECIES) for a in structures.values()])
-    features = torch.randn(50, model.config.readout_hidden, dtype=torch.float64)
-    species = torch.randint(0, len(SPECIES), (50,))
-    for head in (None, LLPRHead.fit(features, species, 1e-3), DistanceHead.fit(features, species)):
-        model.attach_uncertainty(head)
-        eager = EnergyAndEdgeGradient(model, uncertainty=head is not None)
-        scripted = script(EnergyAndEdgeGradient(model, uncertainty=head is not None))
-        e1, g1, u1 = eager(graphs.edge_vec, graphs.species, graphs.edge_index)
-        e2, g2, u2 = scripted(graphs.edge_vec, graphs.species, graphs.edge_index)
-        torch.testing.assert_close(e1, e2, rtol=1e-12, atol=1e-12)
-        torch.testing.assert_close(g1, g2, rtol=1e-12, atol=1e-12)
-        torch.testing.assert_close(u1, u2, rtol=1e-12, atol=1e-12)
-        assert u1.shape == ((0, 2) if head is None else (len(graphs.species), 2))
-
-
 def test_float32_close_to_float64(structures):
     model = make_model(SPECIES)
     atoms = structures["water"]

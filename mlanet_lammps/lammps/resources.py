@@ -14,8 +14,9 @@ import torch
 # A larger evaluation runs in checkpointed chunks, which recompute the forward pass (slower, far less memory).
 MEMORY_FRACTION = 0.5
 MIN_PAIRS = 50_000  # never chunk finer than this: below it, per-chunk overhead dominates
-# On the CPU one huge evaluation is slow, not only big: above this many (pair, layer) evaluations a rank runs in
-# checkpointed chunks whatever its free memory (docs/performance.md).
+# On the CPU one huge eager evaluation is slow, not only big: above this many (pair, layer) evaluations a rank that
+# evaluates eagerly (MLANET_COMPILE=no) runs in checkpointed chunks whatever its free memory. The compiled evaluator
+# has no such cap: evaluated whole, it stays fast as long as it fits (docs/performance.md).
 CPU_MAX_PAIRS = 1_200_000
 # Edges of one checkpointed chunk on the CPU. Once an evaluation is chunked (and so recomputes its forward pass),
 # the chunk size hardly changes the CPU time but sets the memory: small chunks (about 1,000 water atoms) keep a
@@ -130,12 +131,12 @@ def ranks_sharing(device: torch.device, round_robin: bool) -> int:
     return max(1, len(range(device.index or 0, size, torch.cuda.device_count())))
 
 
-def auto_max_pairs(device: torch.device, per_pair: float, sharing: int) -> int:
+def auto_max_pairs(device: torch.device, per_pair: float, sharing: int, compiled: bool) -> int:
     """(pair, layer) evaluations one rank may run at once: MEMORY_FRACTION of its share of the device's free memory
-    (`sharing` ranks use the device, see ranks_sharing) over `per_pair` bytes, at most CPU_MAX_PAIRS on the CPU, at
-    least MIN_PAIRS."""
+    (`sharing` ranks use the device, see ranks_sharing) over `per_pair` bytes, at least MIN_PAIRS; for the eager
+    evaluator on the CPU (compiled False) at most CPU_MAX_PAIRS."""
     fit = int(free_bytes(device) * MEMORY_FRACTION / max(1, sharing) / per_pair)
-    if device.type == "cpu":
+    if device.type == "cpu" and not compiled:
         fit = min(fit, CPU_MAX_PAIRS)
     return max(MIN_PAIRS, fit)
 

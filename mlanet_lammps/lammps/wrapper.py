@@ -157,7 +157,7 @@ class MLANetMLIAP(MLIAPUnified):
         max_pairs = settings.max_pairs
         if max_pairs is None:
             sharing = ranks_sharing(device, self.device in ("cuda", "auto"))
-            max_pairs = auto_max_pairs(device, self.bytes_per_pair, sharing)
+            max_pairs = auto_max_pairs(device, self.bytes_per_pair, sharing, settings.compile)
         evaluator = RankEvaluator(model, device, max_pairs, comm, output)
         if comm is None or comm.Get_rank() == 0:
             ranks = 1 if comm is None else comm.Get_size()

@@ -242,18 +242,22 @@ def test_bad_max_pairs_environment_is_clear():
 
 
 def test_auto_chunk_size_follows_free_memory(monkeypatch):
-    """The per-chunk budget is MEMORY_FRACTION of the rank's share of free memory, never below MIN_PAIRS."""
+    """The per-chunk budget is MEMORY_FRACTION of the rank's share of free memory, never below MIN_PAIRS, and capped
+    on the CPU for the eager evaluator only."""
     from mlanet_lammps.lammps import resources
     monkeypatch.setattr(resources, "local_size", lambda: 4)
     monkeypatch.setattr(resources, "free_bytes", lambda device: 256 * 2**30)
     cpu = torch.device("cpu")
     per_pair = resources.bytes_per_pair(24, 1, 4)
-    assert resources.auto_max_pairs(cpu, per_pair, 4) == resources.CPU_MAX_PAIRS
+    assert resources.auto_max_pairs(cpu, per_pair, 4, compiled=False) == resources.CPU_MAX_PAIRS
+    assert resources.auto_max_pairs(cpu, per_pair, 4, compiled=True) == int(
+        256 * 2**30 * resources.MEMORY_FRACTION / 4 / per_pair)
     monkeypatch.setattr(resources, "free_bytes", lambda device: 8 * 2**30)
     expected = int(8 * 2**30 * resources.MEMORY_FRACTION / 4 / per_pair)
-    assert resources.auto_max_pairs(cpu, per_pair, 4) == expected
+    for compiled in (False, True):
+        assert resources.auto_max_pairs(cpu, per_pair, 4, compiled) == expected
     monkeypatch.setattr(resources, "free_bytes", lambda device: 2**20)
-    assert resources.auto_max_pairs(cpu, per_pair, 4) == resources.MIN_PAIRS
+    assert resources.auto_max_pairs(cpu, per_pair, 4, True) == resources.MIN_PAIRS
     # ranks sharing a device: 4 ranks on the node, 3 GPUs, round-robin puts ranks 0 and 3 on cuda:0
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
     assert resources.ranks_sharing(cpu, False) == 4

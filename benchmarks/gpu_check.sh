@@ -10,7 +10,7 @@
 # --checkpoint a trained water checkpoint for the benchmarks
 # --wheels    wheels of dependencies the machine lacks (e.g. ase, vesin), installed offline
 # --tools     folder of build tools (e.g. patch, make) used only where the machine has none
-# Writes DIR/gpu_check.log (everything), DIR/lammps_speed_{cuda,cpu}.{md,json} and DIR/model_speed.md.
+# Writes DIR/gpu_check.log (everything), DIR/lammps_speed_{cuda,cuda_eager,cpu}.{md,json} and DIR/model_speed.md.
 # Each stage runs even if an earlier one failed; the exit status is that of the GPU tests.
 set -u
 SOURCE="" CKPT="" OUTDIR="" WHEELS="" TOOLS="" JOBS=$(nproc) REPS="1 2 4 6 8"
@@ -79,10 +79,13 @@ BUILD_RC=$?
 tail -n 25 "$OUTDIR/build.txt"; rm -f "$OUTDIR/build.txt"
 log "LAMMPS build exit $BUILD_RC"
 
-stage "GPU LAMMPS test + single-rank LAMMPS parity" 240 "$PY" -m pytest -q -p no:cacheprovider \
-  tests/lammps/test_gpu.py::test_lammps_with_cuda_export_matches_cpu_export \
+# MLANET_COMPILE=yes: the GPU LAMMPS run uses the compiled evaluator (the tests' default is eager)
+stage "GPU LAMMPS test, compiled" 240 env MLANET_COMPILE=yes "$PY" -m pytest -q -p no:cacheprovider \
+  tests/lammps/test_gpu.py::test_lammps_with_cuda_export_matches_cpu_export
+LAMMPS_RC=$?
+stage "single-rank LAMMPS parity" 180 "$PY" -m pytest -q -p no:cacheprovider \
   "tests/lammps/test_lammps_parity.py::test_lammps_matches_ase"
-TESTS_RC=$(( $? | MODEL_TESTS_RC ))
+TESTS_RC=$(( $? | LAMMPS_RC | MODEL_TESTS_RC ))
 
 cd benchmarks
 speed() {  # speed NAME SECONDS [env VAR=VALUE] lammps_speed.py ARGS...: tables into DIR, exported models not kept
@@ -91,8 +94,11 @@ speed() {  # speed NAME SECONDS [env VAR=VALUE] lammps_speed.py ARGS...: tables 
   rm -f "$OUTDIR"/*_model.mliap.pt "$OUTDIR"/*_model.lammps.in
 }
 # shellcheck disable=SC2086
-speed "LAMMPS speed, model on the GPU" 300 "$PY" lammps_speed.py "$CKPT" --device cuda --reps $REPS --ranks 1 \
-  --steps 20 --out "$OUTDIR/lammps_speed_cuda"
+speed "LAMMPS speed, model on the GPU, compiled" 300 "$PY" lammps_speed.py "$CKPT" --device cuda --reps $REPS \
+  --ranks 1 --steps 20 --out "$OUTDIR/lammps_speed_cuda"
+# shellcheck disable=SC2086
+speed "LAMMPS speed, model on the GPU, eager (baseline)" 200 "$PY" lammps_speed.py "$CKPT" --device cuda \
+  --reps $REPS --ranks 1 --steps 20 --compile no --out "$OUTDIR/lammps_speed_cuda_eager"
 stage "bare model speed" 120 bash -c "'$PY' model_speed.py '' --device cuda --clock wall --reps 1 2 4 > '$OUTDIR/model_speed.md' &&
   '$PY' model_speed.py '' --device cpu --clock wall --threads $(nproc) --reps 1 2 >> '$OUTDIR/model_speed.md'"
 cat "$OUTDIR/model_speed.md"

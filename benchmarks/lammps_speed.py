@@ -6,10 +6,10 @@
 For each size (192 x rep^3 atoms) and MPI rank count it runs lammps_inputs/scaling_water.in and reports
 timesteps/s, atom-steps/s (from LAMMPS' own "Loop time"), peak resident memory per atom (all ranks), the ratio of the
 LAMMPS step time to one bare model call (energy + forces through the ASE path, same atoms, same thread count and
-device; its peak GPU memory per atom with --device cuda) and the wall time of the whole lmp run (with --compile yes
-it includes compiling the model at the first step, or loading the compiled code from Inductor's cache). --compile no runs
-the eager evaluator (MLANET_COMPILE=no) for an old-against-new comparison. One rank runs lmp without mpirun, so a
-serial LAMMPS build works. Writes a markdown table and JSON.
+device; its peak GPU memory per atom with --device cuda) and the wall time of the whole lmp run (with --compile
+yes it includes compiling the model at the first step, or loading the compiled code from Inductor's cache).
+--compile no runs the eager evaluator (MLANET_COMPILE=no) for an old-against-new comparison. One rank runs lmp
+without mpirun, so a serial LAMMPS build works. Writes a markdown table and JSON.
 Measurements, not tests: numbers depend on the machine; the script prints what it ran on.
 """
 

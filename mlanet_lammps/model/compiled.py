@@ -33,6 +33,8 @@ from .chunks import EdgeChunk
 from .ghosts import GhostExchange
 from .mlanet import MLANet, ModelConfig
 
+RECOMPILE_LIMIT = 64  # graphs per compiled function: whole or chunk, per layer, per set of marks
+
 
 class PaddedExchange:
     """The model's ghost exchange seen through padding: rows [0, n) local atoms, [n, n_cap) padding, [n_cap,
@@ -83,6 +85,8 @@ class CompiledMLANet(MLANet):
         self.far = 2.0 * float(config.cutoff)
         self.marks: Dict[str, int] = {}  # high-water marks of the padded sizes
         self.padded_exchange = PaddedExchange()
+        # each new mark is a new graph: let Dynamo keep compiling them rather than fall back to eager after 8
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
         threads = torch.get_num_threads() if kernel_threads is None else int(kernel_threads)
         options = {"cpp.threads": threads, "cpp.enable_loop_tail_vec": threads == 1}
         self.whole_graph = torch.compile(self._whole, dynamic=False, options=options)
@@ -129,7 +133,9 @@ class CompiledMLANet(MLANet):
                             ) -> Tuple[torch.Tensor, torch.Tensor]:
         num_nodes = species.shape[0]
         n = num_nodes if num_local < 0 else num_local
-        if max_edges > 0 and edge_vec.shape[0] > max_edges:  # eager layer loop over compiled chunks (chunk_layer)
+        if n == 0 or (max_edges > 0 and edge_vec.shape[0] > max_edges):
+            # no atoms of its own (a LAMMPS rank that still takes part in the exchange): nothing worth compiling;
+            # chunks: the eager layer loop over compiled chunks (chunk_layer)
             return super().energy_and_features(edge_vec, species, edge_index, mirrored, num_local, max_edges)
         if num_local < 0 and not mirrored:
             mirrored = self.is_mirrored(edge_vec, edge_index)

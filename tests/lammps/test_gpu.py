@@ -16,11 +16,13 @@ from tests.lammps.conftest import LMP, single_point
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-def test_calculator_on_gpu_matches_cpu(water_atoms):
+@pytest.mark.parametrize("compile", [False, True])
+def test_calculator_on_gpu_matches_cpu(water_atoms, compile):
+    """Eager and compiled (Inductor's GPU kernels) on the GPU against the eager CPU model."""
     model = make_model([1, 8], cutoff=4.0)
     cpu, gpu = water_atoms.copy(), water_atoms.copy()
     cpu.calc = MLANetCalculator(model)
-    gpu.calc = MLANetCalculator(make_model([1, 8], cutoff=4.0), device="cuda")
+    gpu.calc = MLANetCalculator(make_model([1, 8], cutoff=4.0), device="cuda", compile=compile)
     assert gpu.get_potential_energy() == pytest.approx(cpu.get_potential_energy(), rel=1e-11)
     np.testing.assert_allclose(gpu.get_forces(), cpu.get_forces(), atol=1e-10)
     np.testing.assert_allclose(gpu.get_stress(), cpu.get_stress(), atol=1e-10)

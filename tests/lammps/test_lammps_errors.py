@@ -241,6 +241,13 @@ def test_bad_max_pairs_environment_is_clear():
     assert LammpsSettings.from_environment(None, {"MLANET_MAX_PAIRS": "0"}).max_pairs == 0
 
 
+def test_compile_switch_environment_is_clear():
+    with pytest.raises(MLANetInputError, match="MLANET_COMPILE: 'true' is neither yes nor no"):
+        LammpsSettings.from_environment(None, {"MLANET_COMPILE": "true"})
+    assert LammpsSettings.from_environment(None, {}).compile
+    assert not LammpsSettings.from_environment(None, {"MLANET_COMPILE": "no"}).compile
+
+
 def test_auto_chunk_size_follows_free_memory(monkeypatch):
     """The per-chunk budget is MEMORY_FRACTION of the rank's share of free memory, never below MIN_PAIRS, and capped
     on the CPU for the eager evaluator only."""

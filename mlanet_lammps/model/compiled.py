@@ -131,6 +131,8 @@ class CompiledMLANet(MLANet):
     def energy_and_features(self, edge_vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor,
                             mirrored: bool = False, num_local: int = -1, max_edges: int = 0
                             ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """MLANet.energy_and_features (same arguments and results) through the padded whole-evaluation graph; in
+        chunks, MLANet's layer loop over the compiled chunk_layer. Mirrored edges are detected when not stated."""
         num_nodes = species.shape[0]
         n = num_nodes if num_local < 0 else num_local
         if n == 0 or (max_edges > 0 and edge_vec.shape[0] > max_edges):
@@ -162,9 +164,10 @@ class CompiledMLANet(MLANet):
 
     def plan_chunks(self, center: torch.Tensor, neighbor: torch.Tensor, num_nodes: int, num_centers: int,
                     max_edges: int) -> List[EdgeChunk]:
+        """MLANet's chunks, with the padded chunk sizes raised to the largest chunk before any chunk runs: every chunk,
+        and its recomputation in the backward pass, then runs on the same shapes (one graph per layer)."""
         chunks = super().plan_chunks(center, neighbor, num_nodes, num_centers, max_edges)
-        for chunk in chunks:  # the marks of the largest chunk first: every chunk, and its recomputation in the
-            # backward pass, runs on the same padded sizes
+        for chunk in chunks:
             centres = chunk.last - chunk.first
             self.mark("chunk centres", centres)
             self.mark("chunk other atoms", chunk.nodes.shape[0] - centres)
@@ -173,6 +176,7 @@ class CompiledMLANet(MLANet):
 
     def chunk_layer(self, k: int, h: torch.Tensor, z: torch.Tensor, edge_vec: torch.Tensor, center: torch.Tensor,
                     neighbor: torch.Tensor, num_centers: int) -> torch.Tensor:
+        """MLANet.chunk_layer through the padded chunk graph."""
         vec, center, neighbor, real, n_pad, total = self.pad_graph("chunk", edge_vec, center, neighbor, num_centers,
                                                                    h.shape[0])
         out = self.chunk_graph(k, self.pad_rows(h, real, total), self.pad_rows(z, real, total), vec, center,

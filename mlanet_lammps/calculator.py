@@ -25,10 +25,10 @@ class MLANetCalculator(Calculator):
         device: 'cpu', 'cuda', 'cuda:N', 'auto' (cuda when available) or a torch.device, as in the command-line
             tools.
         dtype: 'float64' or torch.float64 (default, exact comparisons), 'float32' or torch.float32 (faster MD).
-        compile: evaluate through torch.compile (model/compiled.py, the evaluator LAMMPS uses), 2-3x faster per
-            step than eager PyTorch on a CPU. The first call, and any call with more atoms or edges than seen so far
-            (+5%), compiles for tens of seconds (cached on disk for later runs): for MD, not for many different
-            structures.
+        compile: evaluate through torch.compile (model/compiled.py, the evaluator LAMMPS uses), about 2x faster
+            per step than eager PyTorch on a CPU. The first call, and any call with more atoms or edges than the
+            padded sizes compiled so far, compiles for tens of seconds (cached on disk for later runs): for MD, not
+            for many different structures.
         uncertainty: also compute the uncertainties of the model's calibrated head (docs/uncertainty.md). None
             (default): when the model has one; True: required (an error without one); False: never.
     Results: energy, free_energy (eV), forces (eV/Å), energies (eV per atom), stress (eV/Å^3, Voigt, if fully

@@ -10,8 +10,8 @@ Inductor compiles for static shapes (dynamic shapes do not lower for this model)
 high-water marks of its sizes: edges, centre atoms and the other atoms. A padding edge points from centre row 0 to
 itself at 2 r_cut, where the envelope, the radial basis, every pooling weight and the ZBL switch are exactly zero;
 padding atoms have no edges and their energies are dropped. Padding therefore changes no energy or gradient, and a
-size that grows past its mark compiles once more (with 5% headroom, so that MD does not recompile for pairs crossing
-the cutoff). Compiling takes tens of seconds on a CPU; Inductor caches the generated code on disk
+size that grows past its mark compiles once more (the new mark leaves room for 5% more and for thermal fluctuations,
+so that MD does not recompile for pairs crossing the cutoff or atoms moving between ranks). Compiling takes tens of seconds on a CPU; Inductor caches the generated code on disk
 (TORCHINDUCTOR_CACHE_DIR), so a later run with the same model and sizes loads it instead.
 
 Two kinds of graph are compiled: the whole evaluation (`energy_and_features` without chunks), and one layer on one
@@ -97,10 +97,11 @@ class CompiledMLANet(MLANet):
         return f"{self.__class__.__name__}(layers={self.num_layers}, l_max={self.config.l_max}, padded sizes: {marks})"
 
     def mark(self, key: str, size: int) -> int:
-        """The padded size for `size` items of kind `key`: the high-water mark, raised with headroom (to a multiple
-        of 8) when `size` passes it."""
+        """The padded size for `size` items of kind `key`: the high-water mark, raised when `size` passes it to
+        `size` plus headroom plus four times sqrt(size) (a count's thermal fluctuation: atoms migrating between
+        LAMMPS ranks, pairs crossing the cutoff), rounded up to a multiple of 8."""
         if size > self.marks.get(key, 0):
-            self.marks[key] = 8 * math.ceil(size * (1.0 + self.headroom) / 8)
+            self.marks[key] = 8 * math.ceil((size * (1.0 + self.headroom) + 4.0 * math.sqrt(size)) / 8)
         return self.marks.get(key, 0)
 
     def pad_graph(self, key: str, edge_vec: torch.Tensor, center: torch.Tensor, neighbor: torch.Tensor,

@@ -10,9 +10,10 @@ Inductor compiles for static shapes (dynamic shapes do not lower for this model)
 high-water marks of its sizes: edges, centre atoms and the other atoms. A padding edge points from centre row 0 to
 itself at 2 r_cut, where the envelope, the radial basis, every pooling weight and the ZBL switch are exactly zero;
 padding atoms have no edges and their energies are dropped. Padding therefore changes no energy or gradient, and a
-size that grows past its mark compiles once more (the new mark leaves room for 5% more and for thermal fluctuations,
-so that MD does not recompile for pairs crossing the cutoff or atoms moving between ranks). Compiling takes tens of seconds on a CPU; Inductor caches the generated code on disk
-(TORCHINDUCTOR_CACHE_DIR), so a later run with the same model and sizes loads it instead.
+size that grows past its mark compiles once more (the new mark leaves room for 5% more and for thermal
+fluctuations, so that MD does not recompile for pairs crossing the cutoff or atoms moving between ranks).
+Compiling takes tens of seconds on a CPU; Inductor caches the generated code on disk (TORCHINDUCTOR_CACHE_DIR), so
+a later run with the same model and sizes loads it instead.
 
 Two kinds of graph are compiled: the whole evaluation (`energy_and_features` without chunks), and one layer on one
 checkpointed chunk (`chunk_layer`, MLANet's memory bound for large ranks), which every chunk of a layer shares.

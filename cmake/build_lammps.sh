@@ -24,7 +24,7 @@ SCRIPT_REV=2                               # bump to invalidate all build-cache 
 # LAMMPS packages whose sources are always extracted (cheap; lets users switch
 # them on with --cmake-arg without re-extracting); packages named PKG_X=ON in
 # the preset / --cmake-arg are added automatically.
-BASE_PKGS=(ML-IAP ML-SNAP PYTHON MOLECULE KSPACE EXTRA-FIX EXTRA-COMPUTE OPENMP)
+BASE_PKGS=(ML-IAP ML-SNAP PYTHON MOLECULE KSPACE EXTRA-FIX EXTRA-COMPUTE EXTRA-PAIR OPENMP)
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${MLANET_LAMMPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mlanet_lammps}
@@ -371,8 +371,14 @@ verify_install() {
   for p in ML-IAP PYTHON; do
     grep -qw -- "$p" <<<"$pkgs" || die "package $p missing from 'lmp -h' installed packages"
   done
-  grep -qw mliap <<<"$(awk '/^\* Pair styles:/{f=1; next} f && /^\* /{exit} f' <<<"$help")" \
-    || die "pair style mliap not listed by 'lmp -h'"
+  local pair_styles
+  pair_styles=$(awk '/^\* Pair styles:/{f=1; next} f && /^\* /{exit} f' <<<"$help")
+  grep -qw mliap <<<"$pair_styles" || die "pair style mliap not listed by 'lmp -h'"
+  if grep -qF 'dispersion/d3' <<<"$pair_styles"; then
+    log "pair style dispersion/d3 (EXTRA-PAIR) available: the snippet's variable mlanet_dispersion adds DFT-D3"
+  else
+    log "note: no pair style dispersion/d3 (EXTRA-PAIR off): the snippet's variable mlanet_dispersion will stop with an error"
+  fi
   log "lmp -h: installed packages: $(tr -s ' \n' ' ' <<<"$pkgs")"
   # embedded interpreter must see the venv's site-packages
   tmp=$(mktemp -d)

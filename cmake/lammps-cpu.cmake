@@ -39,5 +39,6 @@ set(PKG_PYTHON ON CACHE BOOL "")           # embedded Python interpreter
 set(PKG_MOLECULE ON CACHE BOOL "")
 set(PKG_EXTRA-FIX ON CACHE BOOL "")
 set(PKG_EXTRA-COMPUTE ON CACHE BOOL "")
+set(PKG_EXTRA-PAIR ON CACHE BOOL "")       # pair_style dispersion/d3 (DFT-D3 on top of MLANet via hybrid/overlay)
 set(PKG_OPENMP ON CACHE BOOL "")           # /omp styles for classical reference potentials
-# Not enabled (add if needed): KSPACE, MANYBODY, RIGID, EXTRA-PAIR, REPLICA, ...
+# Not enabled (add if needed): KSPACE, MANYBODY, RIGID, REPLICA, ...

@@ -3,12 +3,14 @@
 The snippet sets what the model needs and nothing else (no neighbor or comm_modify settings: LAMMPS' default ghost
 cutoff, r_cut + skin, is enough, since ranks exchange ghost features between layers). It requires the user to name
 the element of each atom type (variable mlanet_elements), checks the model file's sha256 before pair_style unpickles
-it, and hands the model its LAMMPS instance (handle.py).
+it, and hands the model its LAMMPS instance (handle.py). Two optional variables add other pair styles through
+pair_style hybrid/overlay: mlanet_dispersion (LAMMPS' DFT-D3, pair_style dispersion/d3, checked here before use) and
+mlanet_overlay (any styles, whose pair_coeff lines the user gives).
 """
 
 import hashlib
 from pathlib import Path
-from typing import List
+from typing import Any, List
 
 from .errors import MLANetLammpsError
 
@@ -33,9 +35,28 @@ def check_model_file(path: str, sha256: str) -> None:
                                 "file (mlanet-export writes both)")
 
 
+def check_dispersion(ptr: Any, elements: str) -> None:
+    """LAMMPS `python mlanet_check_dispersion` target, run when variable mlanet_dispersion is defined: stop before
+    pair_style unless the calling LAMMPS instance (`ptr`, its SELF pointer) has pair_style dispersion/d3 and every
+    atom type has an element for it (`elements`, the value of mlanet_elements)."""
+    from lammps import lammps
+
+    if "NULL" in elements.split():
+        raise MLANetLammpsError(f"variable mlanet_dispersion gives dispersion/d3 the elements of mlanet_elements "
+                                f"('{elements}'), which maps types to NULL: D3 needs the element of every type, so "
+                                "leave mlanet_dispersion undefined and add 'dispersion/d3 ...' to mlanet_overlay with "
+                                "your own pair_coeff * * dispersion/d3 line listing every element")
+    if not lammps(ptr=ptr).has_style("pair", "dispersion/d3"):
+        raise MLANetLammpsError("variable mlanet_dispersion needs pair_style dispersion/d3, but this LAMMPS was "
+                                "built without the EXTRA-PAIR package: rebuild it with bash cmake/build_lammps.sh "
+                                "--venv VENV (its preset cmake/lammps-cpu.cmake enables EXTRA-PAIR; bash run.sh setup "
+                                "runs it)")
+
+
 def snippet_text(model_path: Path, sha256: str, elements: List[str], description: str) -> str:
     """The include file for the model at `model_path` (written as an absolute, quoted default of mlanet_model)."""
     order = " ".join(elements)
+    hybrid = "pair_style hybrid/overlay mliap unified ${mlanet_model} 0"
     return f"""# MLANet potential {model_path.name}: {description}
 # Use in a LAMMPS input (units metal), after read_data and before run:
 #   variable mlanet_elements string "{order}"    # REQUIRED: the element of each atom type, in type order
@@ -45,6 +66,14 @@ def snippet_text(model_path: Path, sha256: str, elements: List[str], description
 # With other pair styles: variable mlanet_overlay string "lj/cut 10.0" (the other styles and their arguments) before
 # the include makes it pair_style hybrid/overlay; map the types MLANet should not see to NULL in mlanet_elements and
 # give the other styles' pair_coeff lines after the include.
+# DFT-D3 dispersion on top of a model trained without it (LAMMPS' pair_style dispersion/d3, package EXTRA-PAIR, which
+# cmake/build_lammps.sh builds): before the include,
+#   variable mlanet_dispersion string "bj pbe 31.75 21.17"  # damping functional cutoff cn_cutoff (Å), see below
+# makes it pair_style hybrid/overlay mliap ... dispersion/d3 bj pbe 31.75 21.17 with pair_coeff * * dispersion/d3
+# ${{mlanet_elements}} (no NULL types; it combines with mlanet_overlay). Damping original, zerom, bj or bjm; the
+# functional is that of the training labels. Two-body D3 only: LAMMPS has no three-body (ATM) term. The cutoffs
+# 31.75 and 21.17 Å are simple-dftd3's defaults (60 and 40 bohr); a 16 Å cutoff misses about 0.4% of the D3 energy of
+# water. LAMMPS' ghost shell grows to the D3 cutoff + skin for every style, MLANet included.
 # Per-atom uncertainty (models calibrated by mlanet-train or mlanet-calibrate): before the include,
 #   variable mlanet_uncertainty string yes            # fills d_mlanet_energy_sigma (eV), d_mlanet_force_sigma (eV/Å)
 #   variable mlanet_flag_threshold equal 0.5          # optional: frames whose max force sigma exceeds it (eV/Å) ...
@@ -65,13 +94,24 @@ variable mlanet_model index "{model_path.resolve()}"
 python source here "from mlanet_lammps.lammps.snippet import check_model_file as mlanet_check_file"
 python mlanet_check_file input 2 v_mlanet_model {sha256} format ss exists
 python mlanet_check_file invoke
+python source here "from mlanet_lammps.lammps.snippet import check_dispersion as mlanet_check_dispersion"
+python mlanet_check_dispersion input 2 SELF v_mlanet_elements format ps exists
+if "$(is_defined(variable,mlanet_dispersion))" then "python mlanet_check_dispersion invoke"
 newton on
-if "$(is_defined(variable,mlanet_overlay))" then &
-  "pair_style hybrid/overlay mliap unified ${{mlanet_model}} 0 ${{mlanet_overlay}}" &
+if "$(is_defined(variable,mlanet_dispersion)) && $(is_defined(variable,mlanet_overlay))" then &
+  "{hybrid} dispersion/d3 ${{mlanet_dispersion}} ${{mlanet_overlay}}" &
+elif "$(is_defined(variable,mlanet_dispersion))" &
+  "{hybrid} dispersion/d3 ${{mlanet_dispersion}}" &
+elif "$(is_defined(variable,mlanet_overlay))" &
+  "{hybrid} ${{mlanet_overlay}}" &
+else &
+  "pair_style mliap unified ${{mlanet_model}} 0"
+if "$(is_defined(variable,mlanet_dispersion)) || $(is_defined(variable,mlanet_overlay))" then &
   "pair_coeff * * mliap ${{mlanet_elements}}" &
 else &
-  "pair_style mliap unified ${{mlanet_model}} 0" &
   "pair_coeff * * ${{mlanet_elements}}"
+if "$(is_defined(variable,mlanet_dispersion))" then &
+  "pair_coeff * * dispersion/d3 ${{mlanet_elements}}"
 if "$(is_defined(variable,mlanet_uncertainty))" then &
   "fix mlanet_uncertainty all property/atom d_mlanet_energy_sigma d_mlanet_force_sigma"
 # hand MLANet this LAMMPS instance (atom IDs, MPI communicator, units, masses): required

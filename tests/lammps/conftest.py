@@ -114,13 +114,13 @@ run 0
 """
 
 
-def single_point(workdir: Path, atoms, elements, nprocs: int = 1, processors: str = "") -> dict:
+def single_point(workdir: Path, atoms, elements, nprocs: int = 1, processors: str = "", variables=None) -> dict:
     """Energy (eV), virial pressure tensor (bar: xx yy zz xy xz yz), forces and per-atom energies from LAMMPS, and
-    what it printed."""
+    what it printed; `variables` are passed as -var NAME VALUE (e.g. the snippet's mlanet_dispersion)."""
     write_data(atoms, workdir / "structure.data", elements)
     boundary = " ".join("p" if p else "f" for p in atoms.pbc)
     proc = run_lammps(workdir, SINGLE_POINT.format(boundary=boundary, processors=processors,
-                                                   elements=" ".join(elements)), nprocs)
+                                                   elements=" ".join(elements)), nprocs, variables=variables)
     thermo = read_thermo((workdir / "log.lammps").read_text())
     dump = read_dump(workdir / "out.dump")
     return {"energy": thermo["PotEng"], "pressure": np.array([thermo[f"c_pv[{k}]"] for k in range(1, 7)]),

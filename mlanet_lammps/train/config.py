@@ -37,6 +37,13 @@ class DataConfig:
     e0s: Optional[Dict[str, float]] = opt(None, "isolated-atom energies (eV) by element symbol, e.g. {H: -13.6, O: "
                                           "-2041.3}, used as the reference energies of every element of the model "
                                           "(null: least-squares fit on the training frames)")
+    lazy: bool = opt(True, "build the neighbour graphs of each batch when it is used (in num_workers processes) "
+                     "instead of all up front: memory holds the frames and a few batches of graphs, not every graph "
+                     "(docs/training.md)")
+    num_workers: int = opt(0, "lazy: processes that build the next batches' graphs during the training step (0: the "
+                           "training process builds them)")
+    cache_dir: Optional[str] = opt(None, "lazy: folder where built graphs are kept and read back by later epochs and "
+                                   "runs (null: built anew each epoch)")
 
 
 FILE_OPTIONS = ("train_file", "valid_file", "test_file")  # a path, a glob pattern or a list (data.io.expand_files)
@@ -239,7 +246,7 @@ OPTION_RANGES = {
     "model": {"num_layers": ">= 1", "l_max": ">= 0", "channels": ">= 1", "num_basis": ">= 1", "envelope_p": ">= 1",
               "embed_dim": ">= 1", "radial_hidden": ">= 1", "chem_hidden": ">= 1", "att_channels": ">= 1",
               "logit_cap": "> 0", "readout_hidden": ">= 1", "density_channels": ">= 1"},
-    "data": {"max_frames": ">= 1"},
+    "data": {"max_frames": ">= 1", "num_workers": ">= 0"},
     "training": {"batch_size": ">= 1", "max_epochs": ">= 1", "lr": "> 0", "weight_decay": ">= 0",
                  "lr_factor": "in (0, 1)", "lr_patience": ">= 0", "min_lr": ">= 0", "huber_delta": "> 0",
                  "grad_clip": ">= 0", "early_stopping_patience": ">= 0", "num_threads": ">= 1"},
@@ -283,6 +290,9 @@ def validate(cfg: Config, source: str) -> Config:
         (0.0 <= t.ema_decay < 1.0, f"training.ema_decay = {t.ema_decay} not in [0, 1)", "e.g. 0.99"),
         (t.init_from is not None or not t.refit_references, "training.refit_references is set without init_from",
          "drop it (a new model always sets its reference energies from the data) or set training.init_from"),
+        (d.lazy or (d.num_workers == 0 and d.cache_dir is None),
+         "data.num_workers and data.cache_dir need data.lazy: true (eager graphs are all built once, up front)",
+         "set data.lazy: true, or drop num_workers and cache_dir"),
         (d.e0s is None or t.init_from is None or t.refit_references,
          "data.e0s replaces the reference energies, which training.init_from keeps",
          "set training.refit_references: true or drop data.e0s"),
@@ -295,7 +305,8 @@ def validate(cfg: Config, source: str) -> Config:
 
 
 # options that are file paths: relative ones are relative to the config file
-PATHS = (("data", "train_file"), ("data", "valid_file"), ("data", "test_file"), ("training", "init_from"))
+PATHS = (("data", "train_file"), ("data", "valid_file"), ("data", "test_file"), ("data", "cache_dir"),
+         ("training", "init_from"))
 
 
 def config_from_dict(raw: Dict[str, Any], source: str = "config", base: Optional[Path] = None) -> Config:

@@ -1,5 +1,6 @@
 """The training loop: data preparation, loss, AdamW + schedule, EMA, clipping, early stopping, time budget,
-progress bar, CSV metrics, atomic best/last checkpoints and exact resume."""
+progress bar, CSV metrics, atomic best/last checkpoints and exact resume, in one process or data-parallel over the
+processes torchrun starts (train/distributed.py)."""
 
 import csv
 import hashlib
@@ -8,6 +9,7 @@ import math
 import random
 import sys
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -16,23 +18,28 @@ import numpy as np
 import torch
 from ase.data import atomic_numbers as ATOMIC_NUMBERS
 from ase.data import chemical_symbols
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..calibration import check_labels, fit_uncertainty, save_with_uncertainty
 from ..checkpoint import load_checkpoint, load_model, model_from_payload, save_checkpoint
 from ..data.batch import GraphBatch, collate, frame_to_graph
+from ..data.dataset import GraphDataset
 from ..data.io import FileSpec, Frame, elements, expand_files, read_frames, write_frames
 from ..devices import parse_dtype, resolve_device
 from ..errors import MLANetInputError
 from ..evaluate import error_report, predict_frames
 from ..fileio import atomic_write_bytes
-from ..metrics import ErrorAccumulator
+from ..metrics import ErrorAccumulator, error_metrics
+from ..model.forces import EnergyAndEdgeGradient
 from ..model.mlanet import MLANet, ModelConfig
 from ..model.repulsion import switch_radii
-from ..predict import Prediction, predict
+from ..predict import Prediction, predict, predict_with
 from .config import Config, parse_duration
-from .statistics import average_neighbors, force_rms, reference_energies, shortest_pair_distances, split_indices
+from .distributed import SINGLE, GlobalBatches, Ranks, process_group, ranks_from_env, shard
+from .statistics import force_rms, neighbour_statistics, reference_energies, split_indices
 
 
 class TrainingDiverged(RuntimeError):
@@ -50,8 +57,8 @@ def file_sha256(specs: Sequence[Optional[FileSpec]]) -> str:
 
 @dataclass
 class PreparedData:
-    train: List[GraphBatch]
-    valid: List[GraphBatch]
+    train: Sequence[GraphBatch]  # the graphs of the training frames: built (a list), or built when used (GraphDataset)
+    valid: Sequence[GraphBatch]
     valid_frames: List[Frame]
     model_config: ModelConfig
     data_hash: str
@@ -107,17 +114,23 @@ def prepare_data(cfg: Config) -> PreparedData:
             raise MLANetInputError(where, f"element(s) {symbols(foreign)} absent from {owner} "
                                    f"({symbols(atomic_numbers)})", fix)
     m = cfg.model
-    train = [frame_to_graph(f, m.cutoff, atomic_numbers) for f in train_frames]
-    valid = [frame_to_graph(f, m.cutoff, atomic_numbers) for f in valid_frames]
+    if d.lazy:
+        train = GraphDataset(train_frames, m.cutoff, atomic_numbers, d.cache_dir)
+        valid = GraphDataset(valid_frames, m.cutoff, atomic_numbers, d.cache_dir)
+    else:
+        train = [frame_to_graph(f, m.cutoff, atomic_numbers) for f in train_frames]
+        valid = [frame_to_graph(f, m.cutoff, atomic_numbers) for f in valid_frames]
     if init is not None:
         model_config, initial_state = fine_tuning_start(init, cfg, train_frames)
     else:
         initial_state = None
+        # a lazy data set's graphs are built one by one (by the data loader workers) and dropped after this pass
+        graphs = DataLoader(train, batch_size=None, num_workers=d.num_workers) if d.lazy else train
+        stats = neighbour_statistics(graphs, len(atomic_numbers))
         model_config = m.to_model_config(
             atomic_numbers,
-            repulsion_radii=switch_radii(atomic_numbers, m.cutoff, shortest_pair_distances(train, len(atomic_numbers))),
-            avg_num_neighbors=average_neighbors([g.edge_index.shape[1] for g in train],
-                                                [int(g.num_atoms) for g in train]),
+            repulsion_radii=switch_radii(atomic_numbers, m.cutoff, stats.shortest),
+            avg_num_neighbors=stats.avg_num_neighbors,
             reference_energies=element_reference_energies(train_frames, atomic_numbers, d.e0s),
             energy_scale=force_rms(train_frames))
     return PreparedData(train, valid, valid_frames, model_config, file_sha256([d.train_file, d.valid_file]),
@@ -138,23 +151,26 @@ def fine_tuning_start(init: MLANet, cfg: Config, train_frames: Sequence[Frame]
     return replace(init.config, reference_energies=refs), init.state_dict()
 
 
-def loss_terms(pred: Prediction, batch: GraphBatch, kind: str, delta: float) -> Dict[str, torch.Tensor]:
-    """Mean losses of per-atom energy (eV/atom), force components (eV/Å) and stress (eV/Å^3) over labelled items."""
+def loss_sums(pred: Prediction, batch: GraphBatch, kind: str, delta: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Summed losses [3] of per-atom energy (eV/atom), force components (eV/Å) and stress components (eV/Å^3) over
+    the labelled items of `batch`, and the counts [4] of those items and of the structures (float, for summing over
+    processes): the mean losses are sums / counts[:3] once both are summed over every part of a global batch."""
 
-    def reduce(p: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        ok = torch.isfinite(r)
-        if not bool(ok.any()):  # nothing labelled: zero (p itself may be NaN, e.g. the stress of a molecule)
-            return p[ok].sum()
-        diff = p[ok] - r[ok]
+    def summed(p: torch.Tensor, r: torch.Tensor) -> Tuple[torch.Tensor, int]:
+        ok = torch.isfinite(r)  # unlabelled items are left out (p itself may be NaN, e.g. the stress of a molecule)
         if kind == "mse":
-            return (diff ** 2).mean()
-        if kind == "l1":
-            return diff.abs().mean()
-        return torch.nn.functional.huber_loss(p[ok], r[ok], delta=delta)
+            value = ((p[ok] - r[ok]) ** 2).sum()
+        elif kind == "l1":
+            value = (p[ok] - r[ok]).abs().sum()
+        else:
+            value = torch.nn.functional.huber_loss(p[ok], r[ok], reduction="sum", delta=delta)
+        return value, int(ok.sum())
 
     n = batch.num_atoms.to(pred.energy.dtype)
-    return {"energy": reduce(pred.energy / n, batch.energy / n), "forces": reduce(pred.forces, batch.forces),
-            "stress": reduce(pred.stress, batch.stress)}
+    parts = [summed(pred.energy / n, batch.energy / n), summed(pred.forces, batch.forces),
+             summed(pred.stress, batch.stress)]
+    counts = [c for _, c in parts] + [batch.num_graphs]
+    return torch.stack([v for v, _ in parts]), torch.tensor(counts, dtype=pred.energy.dtype, device=n.device)
 
 
 def ema_with_warmup(decay: float):
@@ -177,19 +193,30 @@ def make_ema(model: torch.nn.Module, decay: float) -> AveragedModel:
 
 
 class Trainer:
-    """Holds the model, optimiser, schedule, EMA and counters of one training run."""
+    """Holds the model, optimiser, schedule, EMA and counters of one training run, or of this process's part of a
+    data-parallel run (`ranks`: every process holds the same weights; rank 0 alone writes files)."""
 
-    def __init__(self, cfg: Config, data: PreparedData, log: Callable[[str], None] = print):
-        self.cfg, self.data, self.log = cfg, data, log
+    def __init__(self, cfg: Config, data: PreparedData, log: Callable[[str], None] = print, ranks: Ranks = SINGLE):
+        self.cfg, self.data, self.log, self.ranks = cfg, data, log, ranks
         t = cfg.training
         self.dtype = parse_dtype(t.dtype, "training.dtype")
-        self.device = resolve_device(t.device, where="training.device")
+        self.device = resolve_device(t.device, ranks.local_rank, where="training.device")
         self.out = Path(t.output_dir)
         self.max_time = parse_duration(t.max_time)
         torch.manual_seed(t.seed)
         self.model = MLANet(data.model_config).to(device=self.device, dtype=self.dtype)
         if data.initial_state is not None:  # fine-tuning; loaded after the cast, so float64 weights stay exact
             self.model.load_state_dict(data.initial_state)
+        # energy and force-loss gradients of a training step; over several processes, DDP averages the gradients
+        self.energy_grad: torch.nn.Module = EnergyAndEdgeGradient(self.model, create_graph=True)
+        if ranks.size > 1:
+            # DDP warns once that the gradient of the readout's [1, H] weight has other strides than its bucket:
+            # with a dimension of size 1 both are the same order in memory, and DDP copies those H numbers
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+            self.energy_grad = DistributedDataParallel(
+                self.energy_grad, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.loss_weights = torch.tensor([t.energy_weight, t.forces_weight, t.stress_weight], dtype=self.dtype,
+                                         device=self.device)
         self.ema = make_ema(self.model, t.ema_decay) if t.ema_decay > 0 else None
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         if t.lr_schedule == "plateau":
@@ -199,9 +226,15 @@ class Trainer:
             self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.cosine_factor)
         else:
             self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: 1.0)
-        self.train_graphs = [g.to(self.device, self.dtype) for g in data.train]
-        self.valid_batches = [collate(data.valid[i:i + t.batch_size]).to(self.device, self.dtype)
-                              for i in range(0, len(data.valid), t.batch_size)]
+        train, valid = data.train, data.valid
+        if not cfg.data.lazy:  # every graph moved to the device once
+            train, valid = ([g.to(self.device, self.dtype) for g in graphs] for graphs in (train, valid))
+        workers = cfg.data.num_workers
+        self.train_batches = GlobalBatches(len(train), t.batch_size, ranks, seed=t.seed)
+        self.train_loader = DataLoader(train, batch_sampler=self.train_batches, collate_fn=collate,
+                                       num_workers=workers)
+        self.valid_loader = DataLoader(valid, batch_sampler=shard(len(valid), t.batch_size, ranks),
+                                       collate_fn=collate, num_workers=workers)
         self.epoch = 0
         self.best_loss = math.inf
         self.best_epoch = -1
@@ -274,58 +307,73 @@ class Trainer:
         atomic_write_bytes(self.out / "metrics.csv", buf.getvalue().encode())
 
     # -- steps ---------------------------------------------------------------------------------------------------
-    def weighted(self, terms: Dict[str, torch.Tensor]) -> torch.Tensor:
-        t = self.cfg.training
-        return t.energy_weight * terms["energy"] + t.forces_weight * terms["forces"] + t.stress_weight * terms["stress"]
+    def weighted(self, sums: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """The weighted loss of summed losses [3] over the counts [4] of loss_sums."""
+        return (self.loss_weights * sums / counts[:3].clamp(min=1)).sum()
+
+    def metrics(self, acc: ErrorAccumulator) -> Dict[str, float]:
+        """The error metrics of the predictions that `acc` collected on every process."""
+        parts = self.ranks.gather(acc.arrays())
+        return error_metrics({k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
 
     def validate(self) -> Tuple[float, Dict[str, float]]:
+        """The weighted loss over the whole validation set (sums over counts of every item, so independent of how
+        the frames are batched or shared out) and its error metrics."""
+        t = self.cfg.training
         acc = ErrorAccumulator()
-        total, count = 0.0, 0
+        totals = torch.zeros(7, dtype=self.dtype, device=self.device)  # loss_sums' sums [3] and counts [4]
         model = self.eval_model.eval()
-        for batch in self.valid_batches:
+        for batch in self.valid_loader:
+            batch = batch.to(self.device, self.dtype)
             pred = predict(model, batch)
-            terms = loss_terms(pred, batch, self.cfg.training.loss, self.cfg.training.huber_delta)
-            total += float(self.weighted(terms).detach()) * batch.num_graphs
-            count += batch.num_graphs
+            sums, counts = loss_sums(pred, batch, t.loss, t.huber_delta)
+            totals += torch.cat([sums.detach(), counts])
             acc.update(pred, batch)
-        return total / max(count, 1), acc.result()
+        totals = self.ranks.sum(totals)
+        return float(self.weighted(totals[:3], totals[3:])), self.metrics(acc)
 
     def out_of_time(self, start: float) -> bool:
         return self.max_time is not None and self.elapsed + (time.perf_counter() - start) >= self.max_time
 
     def run_epoch(self, start: float, bar: Optional[tqdm]) -> Tuple[float, Dict[str, float], bool]:
+        """One epoch of optimisation steps; returns the mean training loss, the error metrics and whether the time
+        budget ran out. Each step's loss is normalised by the counts of its global batch (over every process), so
+        that the gradient DDP averages is that of one process training on the whole global batch."""
         t = self.cfg.training
-        gen = torch.Generator().manual_seed(t.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(len(self.train_graphs), generator=gen).tolist()
-        self.model.train()
+        self.train_batches.set_epoch(self.epoch)
+        self.energy_grad.train()
         acc = ErrorAccumulator()
         total, count, timed_out = 0.0, 0, False
-        for step, i in enumerate(range(0, len(order), t.batch_size)):
-            batch = collate([self.train_graphs[k] for k in order[i:i + t.batch_size]])
-            pred = predict(self.model, batch, create_graph=True)
-            loss = self.weighted(loss_terms(pred, batch, t.loss, t.huber_delta))
-            if not torch.isfinite(loss):
+        for step, batch in enumerate(self.train_loader):
+            batch = batch.to(self.device, self.dtype)
+            pred = predict_with(self.energy_grad, batch)
+            sums, counts = loss_sums(pred, batch, t.loss, t.huber_delta)
+            counts = self.ranks.sum(counts)
+            part = self.weighted(sums, counts)  # this process's share of the global batch's loss
+            loss = float(self.ranks.sum(part.detach()))
+            if not math.isfinite(loss):
                 raise TrainingDiverged(
-                    f"non-finite loss ({float(loss.detach())}) at epoch {self.epoch + 1}, step {step + 1}; the last "
+                    f"non-finite loss ({loss}) at epoch {self.epoch + 1}, step {step + 1}; the last "
                     f"good checkpoint is kept in {self.out / 'last.ckpt'}. Fix: lower training.lr, enable grad_clip, "
                     "or check the data")
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (part * self.ranks.size).backward()  # DDP divides the summed gradients by the number of processes
             if t.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
             self.optimizer.step()
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
-            total += float(loss.detach()) * batch.num_graphs
-            count += batch.num_graphs
+            graphs = int(counts[3])
+            total += loss * graphs
+            count += graphs
             acc.update(Prediction(pred.energy.detach(), pred.forces.detach(), pred.stress.detach(),
                                   pred.atom_energy.detach(), pred.atom_uncertainty), batch)
             if bar is not None:
                 bar.set_postfix_str(f"epoch {self.epoch + 1} step {step + 1} loss {total / count:.4g}", refresh=True)
-            if self.out_of_time(start):
+            if self.ranks.from_main(self.out_of_time(start)):
                 timed_out = True
                 break
-        return total / max(count, 1), acc.result(), timed_out
+        return total / max(count, 1), self.metrics(acc), timed_out
 
     def tensorboard_writer(self):
         """A TensorBoard SummaryWriter on output_dir/tensorboard (training.tensorboard)."""
@@ -341,10 +389,10 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         # the bar only on a terminal: in batch jobs and pipes, one log line per epoch instead
-        show_bar = t.progress and sys.stderr.isatty()
+        show_bar = t.progress and sys.stderr.isatty() and self.ranks.main
         bar = tqdm(total=t.max_epochs, initial=self.epoch, desc="mlanet-train", unit="epoch",
                    disable=not show_bar, dynamic_ncols=True)
-        board = self.tensorboard_writer() if t.tensorboard else None
+        board = self.tensorboard_writer() if t.tensorboard and self.ranks.main else None
         stop_reason = "max_epochs"
         try:
             while self.epoch < t.max_epochs:
@@ -352,7 +400,7 @@ class Trainer:
                 train_loss, train_metrics, timed_out = self.run_epoch(start, bar)
                 val_loss, val_metrics = self.validate()
                 self.epoch += 1
-                self.elapsed += time.perf_counter() - start
+                self.elapsed = self.ranks.from_main(self.elapsed + time.perf_counter() - start)  # one clock
                 start = time.perf_counter()
                 lr = self.optimizer.param_groups[0]["lr"]
                 if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -374,10 +422,11 @@ class Trainer:
                         if name != "epoch":
                             board.add_scalar(name, value, self.epoch)
                     board.flush()
-                if improved:
-                    self.save("best.ckpt", False, val_metrics)
-                self.save("last.ckpt", True, val_metrics)
-                self.write_csv()
+                if self.ranks.main:
+                    if improved:
+                        self.save("best.ckpt", False, val_metrics)
+                    self.save("last.ckpt", True, val_metrics)
+                    self.write_csv()
                 summary = (f"loss {train_loss:.4g} val E {val_metrics.get('energy_rmse', float('nan')):.3g} meV/at "
                            f"F {val_metrics.get('forces_rmse', float('nan')):.4g} meV/Å")
                 bar.update(1)
@@ -385,11 +434,14 @@ class Trainer:
                 if not show_bar:
                     self.log(f"epoch {self.epoch}/{t.max_epochs} lr {lr:.3g} {summary}{' *' if improved else ''} "
                              f"({row['epoch_time_s']:.1f} s)")
+                stop = None
                 if timed_out or self.out_of_time(start):
-                    stop_reason = "max_time"
-                    break
-                if t.early_stopping_patience and self.bad_epochs >= t.early_stopping_patience:
-                    stop_reason = "early_stopping"
+                    stop = "max_time"
+                elif t.early_stopping_patience and self.bad_epochs >= t.early_stopping_patience:
+                    stop = "early_stopping"
+                stop = self.ranks.from_main(stop)  # every process stops after the same epoch
+                if stop is not None:
+                    stop_reason = stop
                     break
         finally:
             bar.close()
@@ -405,16 +457,30 @@ class Trainer:
 
 
 def train(cfg: Config, resume: bool = False, log: Callable[[str], None] = print) -> Dict[str, float]:
-    """Train MLANet as configured; with `resume`, continue exactly from output_dir/last.ckpt."""
+    """Train MLANet as configured; with `resume`, continue exactly from output_dir/last.ckpt. Under torchrun, each
+    process trains its share of every global batch (training.batch_size structures over all processes) and rank 0
+    alone writes and logs (train/distributed.py)."""
+    ranks = ranks_from_env()
+    with process_group(ranks, resolve_device(cfg.training.device, ranks.local_rank, where="training.device")):
+        return train_process(cfg, ranks, resume, log if ranks.main else (lambda _: None))
+
+
+def train_process(cfg: Config, ranks: Ranks, resume: bool, log: Callable[[str], None]) -> Dict[str, float]:
+    """The work of one process of `train` (`log`: a no-op on ranks other than 0)."""
     t = cfg.training
     if t.num_threads:
         torch.set_num_threads(t.num_threads)
     random.seed(t.seed)
     np.random.seed(t.seed)
     data = prepare_data(cfg)
+    if min(t.batch_size, len(data.train)) < ranks.size:
+        raise MLANetInputError("training.batch_size", f"{t.batch_size} structures per step ({len(data.train)} "
+                               f"training frames) cannot be shared by {ranks.size} processes",
+                               "set batch_size (the global batch of all processes) to at least the number of "
+                               "processes, or start fewer")
     if t.uncertainty != "none":  # before training, not after it
         check_labels(data.valid_frames, "validation frames (training.uncertainty)")
-    trainer = Trainer(cfg, data, log)
+    trainer = Trainer(cfg, data, log, ranks)
     last = Path(t.output_dir) / "last.ckpt"
     if resume:
         trainer.load_train_state(last)
@@ -422,14 +488,17 @@ def train(cfg: Config, resume: bool = False, log: Callable[[str], None] = print)
     elif last.exists():
         raise MLANetInputError(str(last), "output_dir already holds a training run",
                                "pass --resume to continue it, or choose another training.output_dir")
-    write_frames(Path(t.output_dir) / "valid.extxyz", data.valid_frames)  # for mlanet-eval on exactly these frames
+    if ranks.main:  # the validation frames, for mlanet-eval on exactly these frames
+        write_frames(Path(t.output_dir) / "valid.extxyz", data.valid_frames)
     n_train, n_valid = len(data.train), len(data.valid)
     if t.init_from:
         log(f"fine-tuning {t.init_from} ({'new' if t.refit_references else 'its'} reference energies)")
+    processes = f", {ranks.size} processes" if ranks.size > 1 else ""
     log(f"{n_train} training / {n_valid} validation frames; elements {data.model_config.atomic_numbers}; "
-        f"{sum(p.numel() for p in trainer.model.parameters())} parameters; device {trainer.device}, {t.dtype}")
+        f"{sum(p.numel() for p in trainer.model.parameters())} parameters; device {trainer.device}, {t.dtype}"
+        f"{processes}")
     summary = trainer.fit()
-    if trainer.best_epoch > 0:  # the best model's uncertainty, then its errors per config_type and per element
+    if ranks.main and trainer.best_epoch > 0:  # the best model: its uncertainty, its errors per config_type, element
         if t.uncertainty != "none":
             model = load_model(trainer.out / "best.ckpt", dtype=trainer.dtype, device=trainer.device)
             head = fit_uncertainty(model, data.train, data.valid_frames, t.uncertainty, t.batch_size)

@@ -1,7 +1,8 @@
 """Dataset statistics that initialise the model: per-element reference energies, energy scale, neighbour count,
 shortest distance of each species pair (ZBL switch radii)."""
 
-from typing import List, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Iterable, List, Sequence, Tuple
 
 import numpy as np
 
@@ -30,18 +31,25 @@ def force_rms(frames: Sequence[Frame]) -> float:
     return rms if rms > 1e-8 else 1.0
 
 
-def average_neighbors(num_edges: Sequence[int], num_atoms: Sequence[int]) -> float:
-    """Mean number of neighbours within the cutoff per atom (>= 1)."""
-    return max(float(np.sum(num_edges)) / max(float(np.sum(num_atoms)), 1.0), 1.0)
+@dataclass
+class NeighbourStatistics:
+    """avg_num_neighbors: mean neighbours within the cutoff per atom (>= 1); shortest: [S][S] shortest edge length
+    (Å) of each species pair (inf for pairs that never meet)."""
+
+    avg_num_neighbors: float
+    shortest: List[List[float]]
 
 
-def shortest_pair_distances(graphs: Sequence[GraphBatch], num_species: int) -> List[List[float]]:
-    """[S][S] shortest edge length (Å) of each species pair over the graphs (inf for pairs that never meet)."""
-    out = np.full((num_species, num_species), np.inf)
+def neighbour_statistics(graphs: Iterable[GraphBatch], num_species: int) -> NeighbourStatistics:
+    """The NeighbourStatistics of `graphs` in one pass (a list, or graphs built one by one and then dropped)."""
+    shortest = np.full((num_species, num_species), np.inf)
+    num_edges, num_atoms = 0, 0
     for g in graphs:
         si, sj = (g.species[g.edge_index[k]].numpy() for k in (0, 1))
-        np.minimum.at(out, (si, sj), np.linalg.norm(g.edge_vec.numpy(), axis=1))
-    return out.tolist()
+        np.minimum.at(shortest, (si, sj), np.linalg.norm(g.edge_vec.numpy(), axis=1))
+        num_edges += int(g.edge_index.shape[1])
+        num_atoms += int(g.num_atoms.sum())
+    return NeighbourStatistics(max(num_edges / max(num_atoms, 1), 1.0), shortest.tolist())
 
 
 def split_indices(n: int, valid_fraction: float, seed: int, where: str) -> Tuple[np.ndarray, np.ndarray]:

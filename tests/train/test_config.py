@@ -44,6 +44,8 @@ def config(tmp_path) -> dict:
     ({"training": {"num_threads": 0}}, "training.num_threads = 0 must be >= 1"),
     ({"data": {"max_frames": 0}}, "data.max_frames = 0 must be >= 1"),
     ({"model": {"att_channels": 0}}, "model.att_channels = 0 must be >= 1"),
+    ({"data": {"num_workers": -1}}, "data.num_workers = -1 must be >= 0"),
+    ({"data": {"lazy": False, "cache_dir": "graphs"}}, "data.num_workers and data.cache_dir need data.lazy: true"),
 ])
 def test_config_errors(tmp_path, change, message):
     raw = config(tmp_path)

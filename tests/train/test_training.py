@@ -18,7 +18,7 @@ from mlanet_lammps.errors import MLANetInputError
 from mlanet_lammps.evaluate import evaluate_frames
 from mlanet_lammps.train import loop
 from mlanet_lammps.train.config import config_from_dict, load_config
-from mlanet_lammps.train.statistics import shortest_pair_distances
+from mlanet_lammps.train.statistics import neighbour_statistics
 from tests.conftest import WATER
 
 TINY = {"cutoff": 4.0, "num_layers": 2, "l_max": 1, "channels": 8, "embed_dim": 8, "radial_hidden": 16,
@@ -78,14 +78,13 @@ def test_resume_equals_uninterrupted(tmp_path):
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     loop.train(config_from_dict(config(tmp_path, max_epochs=1)), log=lambda _: None)
     good = (tmp_path / "run" / "last.ckpt").read_bytes()
-    real = loop.loss_terms
+    real = loop.loss_sums
 
     def poisoned(pred, batch, kind, delta):
-        terms = real(pred, batch, kind, delta)
-        terms["forces"] = terms["forces"] * float("nan")
-        return terms
+        sums, counts = real(pred, batch, kind, delta)
+        return sums * torch.tensor([1.0, float("nan"), 1.0], dtype=sums.dtype), counts
 
-    monkeypatch.setattr(loop, "loss_terms", poisoned)
+    monkeypatch.setattr(loop, "loss_sums", poisoned)
     with pytest.raises(loop.TrainingDiverged, match="non-finite loss.*last good checkpoint"):
         loop.train(config_from_dict(config(tmp_path, max_epochs=2)), resume=True, log=lambda _: None)
     assert (tmp_path / "run" / "last.ckpt").read_bytes() == good
@@ -152,7 +151,7 @@ def test_repulsion_prior_is_zero_on_every_training_frame(tmp_path):
     data = loop.prepare_data(cfg)
     radii = np.array(data.model_config.repulsion_radii)  # species order H, O
     assert radii.shape == (2, 2) and np.allclose(radii, radii.T)
-    shortest = np.array(shortest_pair_distances(data.train, 2))
+    shortest = np.array(neighbour_statistics(data.train, 2).shortest)
     # O-H: 0.9 x the shortest O-H bond; O-O: 0.9 x the shortest O-O contact (> covalent sum 1.32 Å); H-H: the
     # 2 x 0.62 Å cap
     assert radii[0, 1] == pytest.approx(0.9 * shortest[0, 1]) and radii[1, 1] == pytest.approx(0.9 * shortest[1, 1])

@@ -33,13 +33,13 @@ def formate_config(out: Path, **training) -> dict:
             "training": t}
 
 
-def torchrun(config: Path, *args: str) -> str:
+def torchrun(config: Path, *args: str, timeout: float = 600) -> str:
     """mlanet-train on 2 processes (torchrun, gloo); its stdout."""
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env["OMP_NUM_THREADS"] = "1"
     run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                           "-m", "mlanet_lammps.cli.train", str(config), *args],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert run.returncode == 0, run.stderr[-3000:]
     return run.stdout
 
@@ -75,6 +75,16 @@ def test_two_processes_train_and_resume_as_one(tmp_path):
     assert_same_run(one / "last.ckpt", two / "last.ckpt")
     assert (two / "metrics.csv").read_text().count("\n") == 3  # header + 2 epochs, written by rank 0 alone
     assert sorted(p.name for p in two.iterdir()) == ["best.ckpt", "last.ckpt", "metrics.csv", "valid.extxyz"]
+
+
+def test_two_processes_stop_together_on_the_time_budget(tmp_path):
+    """The time budget is rank 0's clock, broadcast every step: were the processes to stop at different steps, the
+    one still training would wait forever for the other's gradients."""
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(formate_config(tmp_path / "run", max_epochs=1000, max_time="2s")))
+    out = torchrun(path, timeout=300)
+    assert "stopped (max_time)" in out
+    assert 1 <= load_checkpoint(tmp_path / "run" / "last.ckpt")["epoch"] < 1000
 
 
 def test_lazy_graphs_train_as_eager_ones(tmp_path):

@@ -1,0 +1,92 @@
+"""What the training benchmarks share: the formate/Cu data, a config writer, and one `mlanet-train` run as a
+subprocess under /usr/bin/time -v with its peak memory and the epoch times of its metrics.csv."""
+
+import csv
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+import yaml
+
+from paths import DATA, ROOT
+
+FORMATE = DATA / "formate_cu_nequip_subset" / "fcu_deal_subset.extxyz"  # 1000 frames x 52 atoms (see SOURCES.txt)
+MAXRSS = re.compile(r"Maximum resident set size \(kbytes\): (\d+)")
+
+
+def write_config(path: Path, output_dir: Path, data: Dict, training: Dict) -> Path:
+    """A config on the formate frames with the package's default model, `data` and `training` set over it."""
+    raw = {"data": {"train_file": str(FORMATE), **data},
+           "training": {"output_dir": str(output_dir), "progress": False, "uncertainty": "none", **training}}
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def tree_rss_kb(pid: int) -> int:
+    """Resident memory (kB) of process `pid` and all its descendants (0 once it has ended)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            total += int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) if "VmRSS" in status else 0
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError, AttributeError):
+            continue
+    return total
+
+
+def measured_run(command: Sequence[str], output_dir: Path) -> Dict:
+    """Run `command` (an mlanet-train command line, optionally under torchrun) under /usr/bin/time -v, sampling the
+    memory of its process tree every 50 ms. Returns wall time (s), peak RSS of the largest single process
+    (/usr/bin/time, MB), peak of the summed RSS of all its processes (MB, sampled), and the epoch times (s) of
+    metrics.csv."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(["/usr/bin/time", "-v", *command], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    peak = [0]
+
+    def sample():
+        while proc.poll() is None:
+            peak[0] = max(peak[0], tree_rss_kb(proc.pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    out, err = proc.communicate()
+    sampler.join()
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{out[-2000:]}\n{err[-3000:]}")
+    rows = list(csv.DictReader((output_dir / "metrics.csv").read_text().splitlines()))
+    return {"command": " ".join(command), "wall_s": wall, "max_rss_mb": int(MAXRSS.search(err).group(1)) / 1024,
+            "tree_rss_peak_mb": peak[0] / 1024, "epoch_s": [float(r["epoch_time_s"]) for r in rows],
+            "log": out.strip().splitlines()}
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.machine())
+    return f"{cpu}, {os.cpu_count()} cores, {platform.platform()}"
+
+
+def write_results(out: Path, name: str, title: str, setting: str, header: List[str], rows: List[List],
+                  raw: Dict) -> None:
+    """`out`/`name`.md (title, the command line of this script and `setting`, then the table) and `out`/`name`.json
+    (`raw` with the command and machine)."""
+    command = f"python benchmarks/{Path(sys.argv[0]).name} {' '.join(sys.argv[1:])}".strip()
+    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    table += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    text = f"# {title}\n\n`{command}` on {machine()}; {setting}\n\n" + "\n".join(table) + "\n"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.md").write_text(text)
+    (out / f"{name}.json").write_text(json.dumps({"command": command, "machine": machine(), **raw}, indent=1))
+    print(text)

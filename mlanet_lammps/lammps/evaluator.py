@@ -22,8 +22,8 @@ from .uncertainty_output import UncertaintyOutput
 
 @dataclass
 class RankPairs:
-    """One rank's input: rij [P,3] Å (x_j - x_i), pair_i [P] < nlocal, pair_j [P] < ntotal, species [ntotal],
-    atom IDs [ntotal] (local atoms first, then ghosts), on the model's device."""
+    """One rank's input: rij [P,3] Å (x_j - x_i), pair_i [P] < nlocal, pair_j [P] < ntotal (int32 or int64),
+    species [ntotal], atom IDs [ntotal] (local atoms first, then ghosts), on the model's device."""
 
     rij: torch.Tensor
     pair_i: torch.Tensor
@@ -73,7 +73,7 @@ class RankEvaluator:
         several ranks."""
         # on one rank every ghost is folded onto its atom: nothing to exchange between layers
         self.model.ghost_features.exchange = exchange if self.comm is not None else None
-        edge_index = torch.stack([pairs.pair_i, exchange.node_of.index_select(0, pairs.pair_j)])  # [2, P] into rows
+        edge_index = torch.stack([pairs.pair_i.long(), exchange.node_of.index_select(0, pairs.pair_j)])  # [2, P] rows
         species = pairs.species.index_select(0, exchange.rows)  # [nlocal + R]
         whole = self.max_pairs == 0 or self.model.num_layers * pairs.rij.shape[0] <= self.max_pairs
         energy, fij, uncertainty = self.energy_grad(pairs.rij, species, edge_index, pairs.nlocal,

@@ -135,8 +135,8 @@ class MLANetMLIAP(MLIAPUnified):
         device, dtype = evaluator.device, DTYPES[self.dtype]
         if int(data.npairs) > 0:
             rij = torch.from_numpy(np.asarray(data.rij, dtype=np.float64))
-            pair_i = torch.from_numpy(np.asarray(data.pair_i, dtype=np.int64))
-            pair_j = torch.from_numpy(np.asarray(data.pair_j, dtype=np.int64))
+            # LAMMPS' own int arrays, not copies: they are read once, as indices (evaluator.py)
+            pair_i, pair_j = torch.from_numpy(np.asarray(data.pair_i)), torch.from_numpy(np.asarray(data.pair_j))
         else:
             rij, pair_i, pair_j = torch.zeros(0, 3), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
         return RankPairs(rij.to(device, dtype), pair_i.to(device), pair_j.to(device), species.to(device), ids, nlocal)

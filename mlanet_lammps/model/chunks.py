@@ -1,21 +1,35 @@
 """Checkpointed chunks: a layer's edges split into ranges of consecutive centre atoms, so that a large evaluation
-holds the autograd memory of one range at a time (MLANet.forward's max_edges)."""
+holds the autograd memory of one range at a time (MLANet.forward's max_edges).
+
+The plan lays every chunk's inputs out one after the other: the edges sorted by centre, and the node rows each chunk
+reads, concatenated. A layer then gathers its inputs for all chunks at once and splits them into views, whose
+backward is one concatenation: no chunk's backward touches a tensor of the size of the whole evaluation, so the cost
+of a step stays linear in its size however many chunks it has.
+"""
 
 from bisect import bisect_left
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Optional
 
 import torch
 
 
-class EdgeChunk(NamedTuple):
-    """The edges centred on atoms [first, last) and the node rows they read (plan_chunks)."""
+class ChunkPlan(NamedTuple):
+    """The edges of an evaluation in ranges of consecutive centre atoms (plan_chunks).
 
-    first: int
-    last: int
-    edges: torch.Tensor  # [E_c] the chunk's edges
-    nodes: torch.Tensor  # [M_c] node rows it reads: its centres first..last-1, then their other neighbours
-    center: torch.Tensor  # [E_c] each edge's centre, in [0, last - first)
-    neighbor: torch.Tensor  # [E_c] each edge's neighbour, as a position in nodes
+    Chunk c holds the edge_counts[c] edges that follow those of chunks 0..c-1 in `order`, centred on its
+    center_counts[c] atoms, and reads the row_counts[c] node rows that follow those of chunks 0..c-1 in `rows`: its
+    centres first, then their other neighbours (a neighbour row may appear in several chunks)."""
+
+    order: Optional[torch.Tensor]  # [E] the edges, by centre atom; None: they already are
+    edge_counts: List[int]  # [C] edges per chunk
+    rows: torch.Tensor  # [sum M_c] the node rows each chunk reads, chunk after chunk
+    row_counts: List[int]  # [C] rows per chunk (M_c)
+    center_counts: List[int]  # [C] centre atoms per chunk (n_c)
+    center: torch.Tensor  # [E] in `order`: each edge's centre, as a row of its chunk (< n_c)
+    neighbor: torch.Tensor  # [E] in `order`: each edge's neighbour, as a row of its chunk (< M_c)
+
+    def __len__(self) -> int:  # type: ignore[override]
+        return len(self.edge_counts)
 
 
 def chunk_bounds(ends: List[int], max_edges: int) -> List[int]:
@@ -29,23 +43,35 @@ def chunk_bounds(ends: List[int], max_edges: int) -> List[int]:
 
 
 def plan_chunks(center: torch.Tensor, neighbor: torch.Tensor, num_nodes: int, num_centers: int,
-                max_edges: int) -> List[EdgeChunk]:
-    """Split the edges (center/neighbor [E] into [n] and [N] atoms) into EdgeChunks of consecutive centre atoms with
+                max_edges: int) -> ChunkPlan:
+    """Split the edges (center/neighbor [E] into [n] and [N] atoms) into ranges of consecutive centre atoms with
     about max_edges edges each (chunk_bounds). Computed once per evaluation, for every layer, before any layer
     allocates its large per-edge tensors."""
+    device = center.device
     ends = torch.cumsum(torch.bincount(center, minlength=num_centers), 0).tolist()  # edges centred on atoms 0..i
-    order = torch.argsort(center, stable=True)
+    if bool((center[1:] >= center[:-1]).all()):  # already by centre (LAMMPS' pair lists): no reordered copies
+        order = None
+    else:
+        order = torch.argsort(center, stable=True)  # [E]
     bounds = chunk_bounds(ends, max_edges)
-    chunks: List[EdgeChunk] = []
+    neighbors = neighbor if order is None else neighbor.index_select(0, order)  # [E] by centre
+    position = torch.full((num_nodes,), -1, dtype=torch.long, device=device)  # a node's row in the current chunk
+    rows: List[torch.Tensor] = []
+    local_neighbor: List[torch.Tensor] = []
+    edge_counts: List[int] = []
     for first, last in zip(bounds[:-1], bounds[1:]):
-        edges = order[(ends[first - 1] if first > 0 else 0):ends[last - 1]]  # [E_c]
-        neighbors = neighbor.index_select(0, edges)
-        others = torch.zeros(num_nodes, dtype=torch.bool, device=center.device)
-        others[neighbors] = True
-        others[first:last] = False
-        nodes = torch.cat([torch.arange(first, last, device=center.device), torch.nonzero(others).squeeze(-1)])
-        position = torch.full((num_nodes,), -1, dtype=torch.long, device=center.device)
-        position[nodes] = torch.arange(nodes.shape[0], device=center.device)
-        chunks.append(EdgeChunk(first, last, edges, nodes, center.index_select(0, edges) - first,
-                                position.index_select(0, neighbors)))
-    return chunks
+        start, stop = (ends[first - 1] if first > 0 else 0), ends[last - 1]
+        chunk_neighbors = neighbors[start:stop]
+        seen = torch.unique(chunk_neighbors)
+        others = seen[(seen < first) | (seen >= last)]
+        nodes = torch.cat([torch.arange(first, last, device=device), others])  # [M_c]
+        position[nodes] = torch.arange(nodes.shape[0], device=device)
+        rows.append(nodes)
+        local_neighbor.append(position.index_select(0, chunk_neighbors))
+        edge_counts.append(stop - start)
+    first_of_edge = torch.repeat_interleave(torch.tensor(bounds[:-1], device=device),
+                                            torch.tensor(edge_counts, device=device))  # [E] its chunk's first centre
+    return ChunkPlan(order, edge_counts, torch.cat(rows), [r.shape[0] for r in rows],
+                     [b - a for a, b in zip(bounds[:-1], bounds[1:])],
+                     (center if order is None else center.index_select(0, order)) - first_of_edge,
+                     torch.cat(local_neighbor))

@@ -25,12 +25,12 @@ per edge (docs/performance.md).
 """
 
 import math
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import e3nn
 import torch
 
-from .chunks import EdgeChunk
+from .chunks import ChunkPlan
 from .ghosts import GhostExchange
 from .mlanet import MLANet, ModelConfig
 
@@ -165,16 +165,14 @@ class CompiledMLANet(MLANet):
         return MLANet.energy_and_features(self, edge_vec, species, edge_index, mirrored, num_local)
 
     def plan_chunks(self, center: torch.Tensor, neighbor: torch.Tensor, num_nodes: int, num_centers: int,
-                    max_edges: int) -> List[EdgeChunk]:
+                    max_edges: int) -> ChunkPlan:
         """MLANet's chunks, with the padded chunk sizes raised to the largest chunk before any chunk runs: every chunk,
         and its recomputation in the backward pass, then runs on the same shapes (one graph per layer)."""
-        chunks = super().plan_chunks(center, neighbor, num_nodes, num_centers, max_edges)
-        for chunk in chunks:
-            centres = chunk.last - chunk.first
-            self.mark("chunk centres", centres)
-            self.mark("chunk other atoms", chunk.nodes.shape[0] - centres)
-            self.mark("chunk edges", chunk.edges.shape[0])
-        return chunks
+        plan = super().plan_chunks(center, neighbor, num_nodes, num_centers, max_edges)
+        self.mark("chunk centres", max(plan.center_counts))
+        self.mark("chunk other atoms", max(m - c for m, c in zip(plan.row_counts, plan.center_counts)))
+        self.mark("chunk edges", max(plan.edge_counts))
+        return plan
 
     def chunk_layer(self, k: int, h: torch.Tensor, z: torch.Tensor, edge_vec: torch.Tensor, center: torch.Tensor,
                     neighbor: torch.Tensor, num_centers: int) -> torch.Tensor:

@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .attention import DualPathAttentionBlock, hidden_irreps
-from .chunks import EdgeChunk, plan_chunks
+from .chunks import ChunkPlan, plan_chunks
 from .density import AngularDensity
 from .ghosts import GhostFeatures
 from .radial import RadialEmbedding
@@ -139,24 +139,45 @@ class MLANet(nn.Module):
         num_nodes = species.shape[0]
         n = num_nodes if num_local < 0 else num_local
         center, neighbor = edge_index[0], edge_index[1]
-        chunked = max_edges > 0 and center.shape[0] > max_edges
-        chunks: List[EdgeChunk] = []
-        if chunked:  # each chunk computes its own edge features, so their autograd memory is that of one chunk too
-            chunks = self.plan_chunks(center, neighbor, num_nodes, n, max_edges)
-            sh, radial, env, dist = edge_vec, edge_vec, edge_vec, torch.linalg.norm(edge_vec, dim=-1)
-        else:
-            sh, radial, env, dist = self.edge_features(edge_vec, mirrored)
+        if max_edges > 0 and center.shape[0] > max_edges:
+            return self.chunked_energy_and_features(edge_vec, species, center, neighbor, n, max_edges)
+        sh, radial, env, dist = self.edge_features(edge_vec, mirrored)
         z, h = self.node_features(species)  # [N, embed_dim], [N, channels]: no exchange needed before layer 0
         scalars: List[torch.Tensor] = []
         for k in range(self.num_layers):
-            if chunked:
-                h = self.chunked_interaction(k, h, z, edge_vec, chunks)
-            else:
-                h = self.interaction(k, h, z, sh, radial, env, center, neighbor, n, mirrored)  # [n, irreps_k]
+            h = self.interaction(k, h, z, sh, radial, env, center, neighbor, n, mirrored)  # [n, irreps_k]
             scalars.append(h[:, :self.num_scalars])
             if k < self.num_layers - 1:
                 h = self.ghost_features(h, num_nodes)  # [N, irreps_k]
-        return self.atom_energy(scalars, species, dist, center, neighbor)
+        return self.atom_energy(scalars, species[:n], self.prior_energy(dist, species, center, neighbor, n))
+
+    def chunked_energy_and_features(self, edge_vec: torch.Tensor, species: torch.Tensor, center: torch.Tensor,
+                                    neighbor: torch.Tensor, num_centers: int, max_edges: int
+                                    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """energy_and_features over checkpointed chunks of at most about max_edges edges (chunks.py): each chunk
+        computes its own edge features and its activations are recomputed in the backward pass, so the autograd
+        memory is that of one chunk; the pair prior too runs chunk by chunk."""
+        num_nodes = species.shape[0]
+        plan = self.plan_chunks(center, neighbor, num_nodes, num_centers, max_edges)
+        by_centre = edge_vec if plan.order is None else edge_vec.index_select(0, plan.order)
+        vec = by_centre.split(plan.edge_counts)  # chunk c: [E_c, 3]
+        centers, neighbors = plan.center.split(plan.edge_counts), plan.neighbor.split(plan.edge_counts)
+        chunk_species = species.index_select(0, plan.rows).split(plan.row_counts)  # chunk c: [M_c]
+        z, h = self.node_features(species)  # [N, embed_dim], [N, channels]
+        chunk_z = z.index_select(0, plan.rows).split(plan.row_counts)  # chunk c: [M_c, embed_dim]
+        scalars: List[torch.Tensor] = []
+        for k in range(self.num_layers):
+            chunk_h = h.index_select(0, plan.rows).split(plan.row_counts)  # chunk c: [M_c, irreps in]
+            h = torch.cat([checkpoint(self.chunk_layer, k, *inputs, use_reentrant=False)
+                           for inputs in zip(chunk_h, chunk_z, vec, centers, neighbors, plan.center_counts)])
+            scalars.append(h[:, :self.num_scalars])  # [n, channels]
+            if k < self.num_layers - 1:
+                h = self.ghost_features(h, num_nodes)  # [N, irreps_k]
+        prior = edge_vec.new_zeros(num_centers)
+        if len(self.priors):
+            prior = torch.cat([checkpoint(self.chunk_prior, *inputs, use_reentrant=False)
+                               for inputs in zip(vec, chunk_species, centers, neighbors, plan.center_counts)])
+        return self.atom_energy(scalars, species[:num_centers], prior)
 
     def edge_features(self, edge_vec: torch.Tensor, mirrored: bool = False
                       ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -191,26 +212,9 @@ class MLANet(nn.Module):
         return h
 
     def plan_chunks(self, center: torch.Tensor, neighbor: torch.Tensor, num_nodes: int, num_centers: int,
-                    max_edges: int) -> List[EdgeChunk]:
+                    max_edges: int) -> ChunkPlan:
         """plan_chunks() (module level) for the edges of this evaluation."""
         return plan_chunks(center, neighbor, num_nodes, num_centers, max_edges)
-
-    def chunked_interaction(self, k: int, h: torch.Tensor, z: torch.Tensor, edge_vec: torch.Tensor,
-                            chunks: List[EdgeChunk]) -> torch.Tensor:
-        """interaction() over the ranges of centre atoms of plan_chunks, each range computing its own edge features
-        and checkpointed: its activations are recomputed in the backward pass, so the autograd memory is that of one
-        range. Same result as interaction(): h [N, irreps in] -> [n, irreps out]."""
-        outs: List[torch.Tensor] = []
-        for chunk in chunks:
-
-            def layer(h: torch.Tensor, z: torch.Tensor, edge_vec: torch.Tensor, chunk: EdgeChunk = chunk
-                      ) -> torch.Tensor:
-                return self.chunk_layer(k, h.index_select(0, chunk.nodes), z.index_select(0, chunk.nodes),
-                                        edge_vec.index_select(0, chunk.edges), chunk.center, chunk.neighbor,
-                                        chunk.last - chunk.first)
-
-            outs.append(checkpoint(layer, h, z, edge_vec, use_reentrant=False))  # [last - first, irreps]
-        return torch.cat(outs)
 
     def chunk_layer(self, k: int, h: torch.Tensor, z: torch.Tensor, edge_vec: torch.Tensor, center: torch.Tensor,
                     neighbor: torch.Tensor, num_centers: int) -> torch.Tensor:
@@ -220,17 +224,27 @@ class MLANet(nn.Module):
         sh, radial, env, _ = self.edge_features(edge_vec)  # [E_c, ...]
         return self.interaction(k, h, z, sh, radial, env, center, neighbor, num_centers)
 
-    def atom_energy(self, scalars: List[torch.Tensor], species: torch.Tensor, dist: torch.Tensor,
-                    center: torch.Tensor, neighbor: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Energies E_i (eV) [n] of the first n atoms from the scalar channels of every layer (scalars: num_layers x
-        [n, channels]) and the pair prior over the edges (dist [E] Å, center/neighbor [E] into species [N >= n]),
-        with the readout's hidden features [n, readout_hidden]."""
-        n = scalars[0].shape[0]
-        features = self.readout[1](self.readout[0](torch.cat(scalars, dim=-1)))  # [n, readout_hidden]
-        e = self.energy_scale(self.readout[2](features).squeeze(-1), species[:n])
+    def chunk_prior(self, edge_vec: torch.Tensor, species: torch.Tensor, center: torch.Tensor,
+                    neighbor: torch.Tensor, num_centers: int) -> torch.Tensor:
+        """prior_energy on one chunk (arguments as in chunk_layer, species [M]) -> [num_centers] eV."""
+        return self.prior_energy(torch.linalg.norm(edge_vec, dim=-1), species, center, neighbor, num_centers)
+
+    def prior_energy(self, dist: torch.Tensor, species: torch.Tensor, center: torch.Tensor, neighbor: torch.Tensor,
+                     num_centers: int) -> torch.Tensor:
+        """The pair priors' energies [num_centers] eV of the first atoms (dist [E] Å, center/neighbor [E] into
+        species [N >= num_centers])."""
+        e = dist.new_zeros(num_centers)
         for prior in self.priors:
-            e = e + prior(dist, species, center, neighbor)[:n]
-        return e, features
+            e = e + prior(dist, species, center, neighbor)[:num_centers]
+        return e
+
+    def atom_energy(self, scalars: List[torch.Tensor], species: torch.Tensor, prior: torch.Tensor
+                    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Energies E_i (eV) [n] of n atoms of `species` [n] from the scalar channels of every layer (scalars:
+        num_layers x [n, channels]) plus their prior energies [n] (prior_energy), with the readout's hidden features
+        [n, readout_hidden]."""
+        features = self.readout[1](self.readout[0](torch.cat(scalars, dim=-1)))  # [n, readout_hidden]
+        return self.energy_scale(self.readout[2](features).squeeze(-1), species) + prior, features
 
     def atom_uncertainty(self, features: torch.Tensor, species: torch.Tensor) -> torch.Tensor:
         """The fitted uncertainty head (model/uncertainty.py) on the readout features [n, readout_hidden] of atoms of

@@ -25,12 +25,16 @@ def test_plan_chunks_index_the_edges_of_their_centres():
     num_nodes, num_centers, num_edges = 90, 60, 1500
     center = torch.from_numpy(rng.integers(0, num_centers, num_edges))
     neighbor = torch.from_numpy(rng.integers(0, num_nodes, num_edges))
-    chunks = plan_chunks(center, neighbor, num_nodes, num_centers, 400)
-    assert len(chunks) == 4
-    assert sorted(torch.cat([c.edges for c in chunks]).tolist()) == list(range(num_edges))
-    assert [c.first for c in chunks[1:]] == [c.last for c in chunks[:-1]] and chunks[-1].last == num_centers
-    for c in chunks:
-        assert torch.equal(c.nodes[:c.last - c.first], torch.arange(c.first, c.last))  # centres first
-        assert len(set(c.nodes.tolist())) == len(c.nodes)
-        assert torch.equal(c.center + c.first, center[c.edges])
-        assert torch.equal(c.nodes[c.neighbor], neighbor[c.edges])
+    plan = plan_chunks(center, neighbor, num_nodes, num_centers, 400)
+    assert len(plan) == 4
+    assert sorted(plan.order.tolist()) == list(range(num_edges))
+    assert sum(plan.center_counts) == num_centers and sum(plan.edge_counts) == num_edges
+    first, rows, edges = 0, plan.rows.split(plan.row_counts), plan.order.split(plan.edge_counts)
+    centers, neighbors = plan.center.split(plan.edge_counts), plan.neighbor.split(plan.edge_counts)
+    for n_c, nodes, e, c, j in zip(plan.center_counts, rows, edges, centers, neighbors):
+        assert torch.equal(nodes[:n_c], torch.arange(first, first + n_c))  # centres first
+        assert len(set(nodes.tolist())) == len(nodes)
+        assert set(e.tolist()) == set(torch.nonzero((center >= first) & (center < first + n_c)).squeeze(-1).tolist())
+        assert torch.equal(c + first, center[e])
+        assert torch.equal(nodes[j], neighbor[e])
+        first += n_c

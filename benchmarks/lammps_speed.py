@@ -65,12 +65,12 @@ PEAK_RSS = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:]
 
 
 def run_lammps(workdir: Path, model_prefix: Path, rep: int, ranks: int, steps: int, threads: int,
-               compile: str) -> dict:
+               compile: str, warmup: int = 2) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MLANET_COMPILE=compile)
     mpirun = ["mpirun", "-np", str(ranks)] if ranks > 1 else []
     cmd = mpirun + [sys.executable, "-c", PEAK_RSS, str(LMP), "-in",
            str(ROOT / "lammps_inputs" / "scaling_water.in"), "-var", "model", str(model_prefix),
-           "-var", "rep", str(rep), "-var", "steps", str(steps), "-log", "none"]
+           "-var", "rep", str(rep), "-var", "steps", str(steps), "-var", "warmup", str(warmup), "-log", "none"]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT / "lammps_inputs", capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
@@ -120,6 +120,8 @@ def main() -> None:
                         help="replications per axis (192 rep^3 atoms)")
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2, help="MD steps before the timed ones (0: only the first "
+                        "force evaluation, which loads and compiles the model)")
     parser.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per MPI rank")
     parser.add_argument("--device", default="cpu", help="where the model runs: cpu, cuda or cuda:N (LAMMPS itself "
                         "stays on the CPU build; each rank takes GPU local_rank %% n_gpus)")
@@ -145,7 +147,8 @@ def main() -> None:
                                                      threads=args.threads, device=args.device), r"BARE (\S+) (\S+)")
             bare, gpu_bytes = map(float, found.groups())
         for ranks in args.ranks:
-            res = run_lammps(out.parent, model_prefix, rep, ranks, args.steps, args.threads, args.compile)
+            res = run_lammps(out.parent, model_prefix, rep, ranks, args.steps, args.threads, args.compile,
+                             args.warmup)
             row = {"atoms": atoms, "ranks": ranks, "threads_per_rank": args.threads, "device": args.device,
                    "compile": args.compile,
                    "bare_model_s": bare, "bare_us_per_atom": bare and bare / atoms * 1e6,

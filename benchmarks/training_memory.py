@@ -7,8 +7,9 @@ formate-on-Cu frames of shared/data.
 
 Each run is a fresh `mlanet-train` process (the package's default model, float32, batch 4, 10 % validation,
 uncertainty none) under /usr/bin/time -v: `max RSS` is its peak resident memory (of the largest process), `tree
-peak` the sampled peak of the summed resident memory of the training process and its data loader workers. `setup`
-is the wall time outside the epochs (start-up, reading, graphs or statistics, final report). Writes
+peak` the sampled peak of the summed resident memory of the training process and its data loader workers (which
+counts the pages a forked worker shares with the training process twice). Each number of frames has its own cache.
+`setup` is the wall time outside the epochs (start-up, reading, graphs or statistics, final report). Writes
 benchmarks/results/training_memory.{md,json} (`--tag` adds a suffix). A measurement, not a test: other work on the
 machine changes the times.
 """
@@ -50,7 +51,7 @@ def main() -> None:
         for frames in sorted(args.frames):
             for name in args.variants:
                 out = work / f"{frames}_{name.replace(' ', '').replace(',', '_')}"
-                data = {k: str(work / "cache") if v == "CACHE" else v for k, v in VARIANTS[name].items()}
+                data = {k: str(work / f"cache{frames}") if v == "CACHE" else v for k, v in VARIANTS[name].items()}
                 cfg = write_config(work / "cfg.yaml", out, {"max_frames": frames, **data},
                                    {"max_epochs": args.epochs, "num_threads": args.threads})
                 run = measured_run([train, str(cfg)], out)

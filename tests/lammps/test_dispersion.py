@@ -1,7 +1,8 @@
 """DFT-D3 in LAMMPS through the snippet's mlanet_dispersion (pair_style hybrid/overlay mliap ... dispersion/d3)
 against an independent implementation, simple-dftd3 (the dftd3 package's ASE calculator), on the bundled water box
 in float64: LAMMPS' energy, forces and virial pressure with D3 minus those of MLANet alone equal dftd3's two-body D3
-with the same damping, functional and cutoffs. And the snippet's checks of a D3 request."""
+with the same damping, functional and cutoffs (MLANet alone on one rank: its results do not depend on the rank
+count). And the snippet's checks of a D3 request."""
 
 import numpy as np
 import pytest
@@ -23,10 +24,10 @@ def model_prefix(tmp_path_factory):
     return export_small_water_model(tmp_path_factory.mktemp("d3model"))
 
 
-def lammps_point(workdir, prefix, atoms, variables=None) -> dict:
+def lammps_point(workdir, prefix, atoms, variables=None, nprocs: int = 1) -> dict:
     workdir.mkdir()
     (workdir / "model.lammps.in").write_text(prefix.with_suffix(".lammps.in").read_text())
-    return single_point(workdir, atoms, ["O", "H"], variables=variables)
+    return single_point(workdir, atoms, ["O", "H"], nprocs, variables=variables)
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +35,14 @@ def mlanet_alone(model_prefix, water_atoms, tmp_path_factory):
     return lammps_point(tmp_path_factory.mktemp("plain") / "run", model_prefix, water_atoms)
 
 
-@pytest.mark.parametrize("arguments", ["bj pbe 31.75 21.17",  # the snippet header's example: simple-dftd3's cutoffs
-                                       "original pbe 12.0 10.0"])  # zero damping; short cutoffs cut off 1% of E
-def test_lammps_d3_matches_dftd3(model_prefix, water_atoms, mlanet_alone, tmp_path, arguments):
+@pytest.mark.parametrize("arguments,nprocs", [
+    ("bj pbe 31.75 21.17", 1),  # the snippet header's example: simple-dftd3's cutoffs
+    ("original pbe 12.0 10.0", 2),  # zero damping; short cutoffs that cut off 1% of E; D3 across two ranks
+])
+def test_lammps_d3_matches_dftd3(model_prefix, water_atoms, mlanet_alone, tmp_path, arguments, nprocs):
     DFTD3 = pytest.importorskip("dftd3.ase").DFTD3
     damping, functional, cutoff, cn_cutoff = arguments.split()
-    with_d3 = lammps_point(tmp_path / "d3", model_prefix, water_atoms, {"mlanet_dispersion": arguments})
+    with_d3 = lammps_point(tmp_path / "d3", model_prefix, water_atoms, {"mlanet_dispersion": arguments}, nprocs)
     atoms = water_atoms.copy()
     atoms.calc = DFTD3(damping=DAMPING[damping], params_tweaks={"method": functional, "atm": False},
                        realspace_cutoff={"disp2": float(cutoff), "cn": float(cn_cutoff)})

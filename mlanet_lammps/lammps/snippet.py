@@ -1,7 +1,8 @@
-"""The LAMMPS include snippet written next to an exported model, and the check it runs before loading the model.
+"""The LAMMPS include snippet written next to an exported model, and the checks it runs before loading the model.
 
 The snippet sets what the model needs and nothing else (no neighbor or comm_modify settings: LAMMPS' default ghost
-cutoff, r_cut + skin, is enough, since ranks exchange ghost features between layers). It requires the user to name
+cutoff, r_cut + skin, is enough, since ranks exchange ghost features between layers; only a D3 request sets
+neigh_modify one/page, for D3's cutoff). It requires the user to name
 the element of each atom type (variable mlanet_elements), checks the model file's sha256 before pair_style unpickles
 it, and hands the model its LAMMPS instance (handle.py). Two optional variables add other pair styles through
 pair_style hybrid/overlay: mlanet_dispersion (LAMMPS' DFT-D3, pair_style dispersion/d3, checked here before use,

@@ -13,6 +13,7 @@ from typing import Any, Optional, Tuple
 import numpy as np
 import torch
 
+from ..allocator import release_free_memory
 from ..model.forces import EnergyAndEdgeGradient
 from ..model.mlanet import MLANet
 from .exchange import GhostExchange
@@ -78,5 +79,7 @@ class RankEvaluator:
         whole = self.max_pairs == 0 or self.model.num_layers * pairs.rij.shape[0] <= self.max_pairs
         energy, fij, uncertainty = self.energy_grad(pairs.rij, species, edge_index, pairs.nlocal,
                                                     0 if whole else self.chunk_edges)
+        if not whole and self.device.type == "cpu":  # keep the heap of one large step from holding the next one's
+            release_free_memory()
         return energy.detach(), fij.detach(), uncertainty
 

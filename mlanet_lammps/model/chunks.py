@@ -28,9 +28,6 @@ class ChunkPlan(NamedTuple):
     center: torch.Tensor  # [E] in `order`: each edge's centre, as a row of its chunk (< n_c)
     neighbor: torch.Tensor  # [E] in `order`: each edge's neighbour, as a row of its chunk (< M_c)
 
-    def __len__(self) -> int:  # type: ignore[override]
-        return len(self.edge_counts)
-
 
 def chunk_bounds(ends: List[int], max_edges: int) -> List[int]:
     """Boundaries [0, ..., n] of consecutive atom ranges with nearly equal edge counts, as few ranges as keep each at

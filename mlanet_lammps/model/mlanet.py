@@ -162,7 +162,6 @@ class MLANet(nn.Module):
         by_centre = edge_vec if plan.order is None else edge_vec.index_select(0, plan.order)
         vec = by_centre.split(plan.edge_counts)  # chunk c: [E_c, 3]
         centers, neighbors = plan.center.split(plan.edge_counts), plan.neighbor.split(plan.edge_counts)
-        chunk_species = species.index_select(0, plan.rows).split(plan.row_counts)  # chunk c: [M_c]
         z, h = self.node_features(species)  # [N, embed_dim], [N, channels]
         chunk_z = z.index_select(0, plan.rows).split(plan.row_counts)  # chunk c: [M_c, embed_dim]
         scalars: List[torch.Tensor] = []
@@ -175,6 +174,7 @@ class MLANet(nn.Module):
                 h = self.ghost_features(h, num_nodes)  # [N, irreps_k]
         prior = edge_vec.new_zeros(num_centers)
         if len(self.priors):
+            chunk_species = species.index_select(0, plan.rows).split(plan.row_counts)  # chunk c: [M_c]
             prior = torch.cat([checkpoint(self.chunk_prior, *inputs, use_reentrant=False)
                                for inputs in zip(vec, chunk_species, centers, neighbors, plan.center_counts)])
         return self.atom_energy(scalars, species[:num_centers], prior)

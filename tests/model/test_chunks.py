@@ -26,7 +26,7 @@ def test_plan_chunks_index_the_edges_of_their_centres():
     center = torch.from_numpy(rng.integers(0, num_centers, num_edges))
     neighbor = torch.from_numpy(rng.integers(0, num_nodes, num_edges))
     plan = plan_chunks(center, neighbor, num_nodes, num_centers, 400)
-    assert len(plan) == 4
+    assert len(plan.edge_counts) == 4
     assert sorted(plan.order.tolist()) == list(range(num_edges))
     assert sum(plan.center_counts) == num_centers and sum(plan.edge_counts) == num_edges
     first, rows, edges = 0, plan.rows.split(plan.row_counts), plan.order.split(plan.edge_counts)

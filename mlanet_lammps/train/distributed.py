@@ -8,7 +8,7 @@ node or several); a plain `mlanet-train` sees none of them and is rank 0 of 1, w
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, List, Optional
+from typing import Any, Iterator, List
 
 import torch
 import torch.distributed as dist
@@ -97,14 +97,14 @@ def process_group(ranks: Ranks, device: torch.device) -> Iterator[None]:
 class GlobalBatches:
     """This process's structures of each step, as a batch_sampler of torch's DataLoader.
 
-    An epoch's global batches are consecutive `batch_size` slices of the structures 0..n-1, in a seeded random order
-    that changes with the epoch (`seed`) or in order (`seed` None). Each global batch is split over the processes
+    An epoch's global batches are consecutive `batch_size` slices of the structures 0..n-1, in a random order drawn
+    from `seed` and the epoch. Each global batch is split over the processes
     the way torch's DistributedSampler splits a data set: rank r takes items r, r + size, r + 2 size, ... With
     several processes, a last global batch with fewer structures than processes is left out of that epoch (each
     process needs at least one structure per step); batch_size >= size keeps every other batch whole.
     """
 
-    def __init__(self, n: int, batch_size: int, ranks: Ranks, seed: Optional[int] = None):
+    def __init__(self, n: int, batch_size: int, ranks: Ranks, seed: int):
         self.n, self.batch_size, self.ranks, self.seed = n, batch_size, ranks, seed
         self.epoch = 0
 
@@ -112,11 +112,8 @@ class GlobalBatches:
         self.epoch = epoch
 
     def global_batches(self) -> List[List[int]]:
-        if self.seed is None:
-            order = list(range(self.n))
-        else:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-            order = torch.randperm(self.n, generator=gen).tolist()
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.n, generator=gen).tolist()
         batches = [order[i:i + self.batch_size] for i in range(0, self.n, self.batch_size)]
         return [b for b in batches if len(b) >= self.ranks.size]
 

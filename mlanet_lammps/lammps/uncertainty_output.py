@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import ase
-import ase.io
 import numpy as np
 import torch
 
@@ -128,8 +127,10 @@ class UncertaintyOutput:
         atoms.arrays["mlanet_force_sigma"] = u[:, 1].copy()
         atoms.arrays["id"] = ids[order]
         atoms.info.update(timestep=step, mlanet_max_force_sigma=top, config_type="mlanet_flagged")
+        from ase.io import write  # here, not at the top: it imports SciPy (~40 MB in every LAMMPS rank)
+
         buf = io.StringIO()
-        ase.io.write(buf, atoms, format="extxyz", parallel=False)  # ASE's default syncs all MPI ranks
+        write(buf, atoms, format="extxyz", parallel=False)  # ASE's default syncs all MPI ranks
         with open(self.path, "a") as fh:
             fh.write(buf.getvalue())
             fh.flush()

@@ -9,6 +9,7 @@ E_i) and call data.update_pair_forces(fij) with fij = dE/d rij (eV/Å); LAMMPS a
 j, tallies the virial and sums ghost forces onto their owners (newton on).
 """
 
+from contextlib import nullcontext
 from typing import Any, Dict, Optional
 
 import numpy as np
@@ -17,7 +18,7 @@ from ase.data import chemical_symbols
 
 from ..checkpoint import model_from_payload
 from ..devices import DTYPES, resolve_device
-from ..model.compiled import compiled_model
+from ..model.compiled import compiled_model, traced_tensor_products
 from .checks import check_setup
 from .errors import MLANetLammpsError, abort_on_failure, on_all_ranks
 from .evaluator import RankEvaluator, RankPairs
@@ -148,8 +149,9 @@ class MLANetMLIAP(MLIAPUnified):
         check_setup(handle, types[:nlocal], elems[:nlocal], self.elements, self.element_types)
         settings = LammpsSettings.from_environment(self.max_pairs)
         device = resolve_device(self.device, local_rank(), where="model device (mlanet-export --device)")
-        model = model_from_payload({"model_config": self.model_config, "model_state": self.model_state,
-                                    "uncertainty": self.uncertainty}, "model file")
+        with traced_tensor_products() if settings.compile else nullcontext():  # compiled: a weight carrier
+            model = model_from_payload({"model_config": self.model_config, "model_state": self.model_state,
+                                        "uncertainty": self.uncertainty}, "model file")
         model = model.to(device=device, dtype=DTYPES[self.dtype]).eval().requires_grad_(False)
         if settings.compile:
             model = compiled_model(model)

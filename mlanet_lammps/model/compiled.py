@@ -25,6 +25,7 @@ per edge (docs/performance.md).
 """
 
 import math
+from contextlib import contextmanager
 from typing import Dict, Optional, Tuple
 
 import e3nn
@@ -35,6 +36,11 @@ from .ghosts import GhostExchange
 from .mlanet import MLANet, ModelConfig
 
 RECOMPILE_LIMIT = 64  # graphs per compiled function: whole or chunk, per layer, per set of marks
+# AOTAutograd's activation memory budget for the compiled graphs: the fraction of the forward results the backward
+# pass keeps (the rest it recomputes, cheapest first). At 0.8 it recomputes only fused elementwise work, which costs
+# no measurable time and cuts the evaluation's peak memory by a fifth; below 0.8 it recomputes tensor products and
+# is slower (docs/performance.md).
+ACTIVATION_MEMORY_BUDGET = 0.8
 
 
 class PaddedExchange:
@@ -90,8 +96,10 @@ class CompiledMLANet(MLANet):
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
         threads = torch.get_num_threads() if kernel_threads is None else int(kernel_threads)
         options = {"cpp.threads": threads, "cpp.enable_loop_tail_vec": threads == 1}
-        self.whole_graph = torch.compile(self._whole, dynamic=False, options=options)
-        self.chunk_graph = torch.compile(self._chunk, dynamic=False, options=options)
+        # the budget applies to the compilations of these two functions only (they compile inside their calls)
+        budget = torch._functorch.config.patch(activation_memory_budget=ACTIVATION_MEMORY_BUDGET)
+        self.whole_graph = budget(torch.compile(self._whole, dynamic=False, options=options))
+        self.chunk_graph = budget(torch.compile(self._chunk, dynamic=False, options=options))
 
     def __repr__(self) -> str:
         marks = ", ".join(f"{k}={v}" for k, v in sorted(self.marks.items())) or "none yet"
@@ -197,15 +205,28 @@ class CompiledMLANet(MLANet):
                 and torch.equal(edge_vec[half:], -edge_vec[:half]))
 
 
-def compiled_model(model: MLANet, headroom: float = 0.05, kernel_threads: Optional[int] = None) -> CompiledMLANet:
-    """`model` as a CompiledMLANet: the same weights, dtype, device and uncertainty head, no parameter gradients.
-    Its e3nn tensor products are built as torch.fx modules (which torch.compile traces) rather than TorchScript."""
+@contextmanager
+def traced_tensor_products():
+    """Within it, e3nn builds the tensor products of new models as torch.fx modules (which torch.compile traces)
+    rather than TorchScript: for CompiledMLANet, and for a model that only carries weights into compiled_model
+    (building the TorchScript modules costs about 60 MB of memory that a compiled evaluation never uses).
+
+    Example:
+        >>> with traced_tensor_products():
+        ...     carrier = MLANet(config)
+    """
     defaults = e3nn.get_optimization_defaults()
     e3nn.set_optimization_defaults(jit_script_fx=False)
     try:
-        compiled = CompiledMLANet(model.config, headroom, kernel_threads)
+        yield
     finally:
         e3nn.set_optimization_defaults(**defaults)
+
+
+def compiled_model(model: MLANet, headroom: float = 0.05, kernel_threads: Optional[int] = None) -> CompiledMLANet:
+    """`model` as a CompiledMLANet: the same weights, dtype, device and uncertainty head, no parameter gradients."""
+    with traced_tensor_products():
+        compiled = CompiledMLANet(model.config, headroom, kernel_threads)
     weight = next(model.parameters())
     compiled = compiled.to(dtype=weight.dtype, device=weight.device)
     compiled.load_state_dict(model.state_dict())

@@ -58,17 +58,34 @@ def bare_model_seconds(model, atoms, threads: int, device: str = "cpu", repeats:
     return statistics.median(times), float(torch.cuda.max_memory_allocated(device)) if cuda else 0.0
 
 
-# runs one rank's lmp and prints its peak resident memory (stands in for /usr/bin/time, which images may lack);
-# close_fds=False keeps the PMI descriptor mpirun hands each rank
-PEAK_RSS = ("import resource, subprocess, sys; rc = subprocess.call(sys.argv[1:], close_fds=False); "
-            "print('MAXRSS_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, flush=True); sys.exit(rc)")
+# runs one rank's lmp (argv[2:]) and writes the peak resident memory of that process alone (its VmHWM in KB, read
+# until it exits: the C++ compiler processes Inductor starts are not counted) to the file argv[1] + its MPI rank
+# (printed lines of two ranks can merge in mpirun's output); close_fds=False keeps the PMI descriptor mpirun hands
+# each rank
+PEAK_RSS = """
+import os, subprocess, sys, time
+proc, peak = subprocess.Popen(sys.argv[2:], close_fds=False), 0
+while proc.poll() is None:
+    try:
+        with open(f"/proc/{proc.pid}/status") as fh:
+            peak = max([peak] + [int(line.split()[1]) for line in fh if line.startswith("VmHWM")])
+    except OSError:  # exited between poll() and open()
+        pass
+    time.sleep(0.05)
+with open(sys.argv[1] + os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0")), "w") as fh:
+    fh.write(str(peak))
+sys.exit(proc.returncode)
+"""
 
 
 def run_lammps(workdir: Path, model_prefix: Path, rep: int, ranks: int, steps: int, threads: int,
                compile: str, warmup: int = 2) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MLANET_COMPILE=compile)
     mpirun = ["mpirun", "-np", str(ranks)] if ranks > 1 else []
-    cmd = mpirun + [sys.executable, "-c", PEAK_RSS, str(LMP), "-in",
+    peaks = workdir / "peak_rss_kb."
+    for old in workdir.glob(peaks.name + "*"):
+        old.unlink()
+    cmd = mpirun + [sys.executable, "-c", PEAK_RSS, str(peaks), str(LMP), "-in",
            str(ROOT / "lammps_inputs" / "scaling_water.in"), "-var", "model", str(model_prefix),
            "-var", "rep", str(rep), "-var", "steps", str(steps), "-var", "warmup", str(warmup), "-log", "none"]
     start = time.perf_counter()
@@ -78,7 +95,10 @@ def run_lammps(workdir: Path, model_prefix: Path, rep: int, ranks: int, steps: i
         return {"error": (proc.stdout + proc.stderr)[-800:]}
     loop = LOOP.findall(proc.stdout)[-1]
     seconds, _, nsteps, natoms = float(loop[0]), int(loop[1]), int(loop[2]), int(loop[3])
-    rss_kb = sum(int(x) for x in re.findall(r"MAXRSS_KB (\d+)", proc.stdout + proc.stderr))
+    files = sorted(workdir.glob(peaks.name + "*"))
+    if len(files) != ranks:
+        return {"error": f"peak memory of {len(files)} of {ranks} ranks"}
+    rss_kb = sum(int(f.read_text()) for f in files)
     return {"atoms": natoms, "steps": nsteps, "seconds": seconds, "wall_s": wall,
             "timesteps_per_s": nsteps / seconds,
             "atom_steps_per_s": natoms * nsteps / seconds, "peak_rss_mb": rss_kb / 1024,

@@ -209,7 +209,7 @@ class CompiledMLANet(MLANet):
 def traced_tensor_products():
     """Within it, e3nn builds the tensor products of new models as torch.fx modules (which torch.compile traces)
     rather than TorchScript: for CompiledMLANet, and for a model that only carries weights into compiled_model
-    (building the TorchScript modules costs about 60 MB of memory that a compiled evaluation never uses).
+    (building TorchScript modules costs tens of MB of memory that a compiled evaluation never uses).
 
     Example:
         >>> with traced_tensor_products():

@@ -39,6 +39,8 @@ def test_compiled_calculator_matches_eager(small_water):
         np.testing.assert_allclose(f1, f0, rtol=0, atol=1e-10)
         np.testing.assert_allclose(s1, s0, rtol=0, atol=1e-12)
         np.testing.assert_allclose(ea1, ea0, rtol=0, atol=1e-11)
+    # AOTAutograd's activation memory budget (model/compiled.py) is set for the compiled graphs' own compilation
+    assert torch._functorch.config.activation_memory_budget == 1.0, "the process-wide setting must stay untouched"
     module = compiled.energy_grad()
     edges = frame_to_graph(Frame.from_atoms(stretched, source="atoms"), model.cutoff, [1, 8]).edge_index.shape[1]
     assert module.model.marks["mirrored edges"] >= edges // 2 + 25, "the stretched box should run with padding edges"

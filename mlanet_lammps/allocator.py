@@ -23,24 +23,23 @@ import sys
 TUNABLES = "glibc.malloc.mmap_threshold=4294967295:glibc.malloc.trim_threshold=4294967295"
 
 
-def reexec_with_tunables() -> None:
-    """Re-execute this program with GLIBC_TUNABLES set (glibc Linux only; no-op if already set or if
-    MLANET_NO_REEXEC=1)."""
-    if (sys.platform != "linux" or "GLIBC_TUNABLES" in os.environ or os.environ.get("MLANET_NO_REEXEC") == "1"
-            or platform.libc_ver()[0] != "glibc"):
-        return
-    os.environ["GLIBC_TUNABLES"] = TUNABLES
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable] + sys.orig_argv[1:])
-
-
 @functools.cache
 def _glibc():
     """glibc's C library, None on other systems."""
     if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
         return None
     return ctypes.CDLL("libc.so.6")
+
+
+def reexec_with_tunables() -> None:
+    """Re-execute this program with GLIBC_TUNABLES set (glibc Linux only; no-op if already set or if
+    MLANET_NO_REEXEC=1)."""
+    if "GLIBC_TUNABLES" in os.environ or os.environ.get("MLANET_NO_REEXEC") == "1" or _glibc() is None:
+        return
+    os.environ["GLIBC_TUNABLES"] = TUNABLES
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable] + sys.orig_argv[1:])
 
 
 def release_free_memory() -> None:

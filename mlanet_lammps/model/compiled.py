@@ -37,9 +37,9 @@ from .mlanet import MLANet, ModelConfig
 
 RECOMPILE_LIMIT = 64  # graphs per compiled function: whole or chunk, per layer, per set of marks
 # AOTAutograd's activation memory budget for the compiled graphs: the fraction of the forward results the backward
-# pass keeps (the rest it recomputes, cheapest first). At 0.8 it recomputes only fused elementwise work, which costs
-# no measurable time and cuts the evaluation's peak memory by a fifth; below 0.8 it recomputes tensor products and
-# is slower (docs/performance.md).
+# pass keeps (the rest it recomputes, cheapest first). At 0.8 it recomputes only fused elementwise work, which
+# lowers the evaluation's peak memory at no measurable cost in time; below 0.8 it recomputes tensor products too and
+# is slower (measurements: docs/performance.md).
 ACTIVATION_MEMORY_BUDGET = 0.8
 
 

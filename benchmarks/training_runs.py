@@ -1,5 +1,6 @@
-"""What the training benchmarks share: the formate/Cu data, a config writer, and one `mlanet-train` run as a
-subprocess under /usr/bin/time -v with its peak memory and the epoch times of its metrics.csv."""
+"""What the training benchmarks share: the formate/Cu data, a config writer, one `mlanet-train` run as a subprocess
+(under /usr/bin/time -v with its peak memory and the epoch times of its metrics.csv, or plainly, once per folder),
+a trained model's errors on labelled frames, and the results writer."""
 
 import csv
 import json
@@ -13,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Sequence
 
+import ase.io
+import numpy as np
 import yaml
 
 from paths import DATA, ROOT
@@ -70,6 +73,44 @@ def measured_run(command: Sequence[str], output_dir: Path) -> Dict:
     return {"command": " ".join(command), "wall_s": wall, "max_rss_mb": int(MAXRSS.search(err).group(1)) / 1024,
             "tree_rss_peak_mb": peak[0] / 1024, "epoch_s": [float(r["epoch_time_s"]) for r in rows],
             "log": out.strip().splitlines()}
+
+
+def train_once(config: Dict, run: Path) -> Path:
+    """Train `config` (a parsed mlanet-train configuration) into `run` unless run/best.ckpt exists; the log goes to
+    run/train.log. Returns `run`."""
+    if (run / "best.ckpt").exists():
+        return run
+    run.mkdir(parents=True, exist_ok=True)
+    config = {**config, "training": {**config["training"], "output_dir": str(run)}}
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    with open(run / "train.log", "w") as log:
+        subprocess.run([str(Path(sys.executable).parent / "mlanet-train"), str(run / "config.yaml")], check=True,
+                       stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    return run
+
+
+def test_errors(checkpoint: Path, frames: Path) -> Dict:
+    """Errors of `checkpoint` (float64) on the labelled frames of `frames`: per-frame total-energy errors (meV), atoms
+    per frame, and all force-component errors (meV/Å), as numpy arrays, plus the epochs and training seconds of the
+    run's metrics.csv."""
+    from mlanet_lammps.calculator import MLANetCalculator  # torch: imported only by the scripts that evaluate
+
+    calc = MLANetCalculator(checkpoint, dtype="float64", device="cpu")
+    de, n, df = [], [], []
+    for atoms in ase.io.read(frames, ":"):
+        e_ref, f_ref = atoms.get_potential_energy(), atoms.get_forces().copy()
+        atoms.calc = calc
+        de.append(atoms.get_potential_energy() - e_ref)
+        n.append(len(atoms))
+        df.append((atoms.get_forces() - f_ref).ravel())
+    rows = list(csv.DictReader((checkpoint.parent / "metrics.csv").read_text().splitlines()))
+    return {"energy": 1000 * np.array(de), "atoms": np.array(n), "forces": 1000 * np.concatenate(df),
+            "epochs": len(rows), "train_s": sum(float(r["epoch_time_s"]) for r in rows)}
+
+
+def mae_rmse(err: np.ndarray) -> tuple:
+    """(mean absolute, root mean square) of `err`."""
+    return float(np.abs(err).mean()), float(np.sqrt((err ** 2).mean()))
 
 
 def machine() -> str:

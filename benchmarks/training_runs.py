@@ -92,7 +92,7 @@ def train_once(config: Dict, run: Path) -> Path:
 def test_errors(checkpoint: Path, frames: Path) -> Dict:
     """Errors of `checkpoint` (float64) on the labelled frames of `frames`: per-frame total-energy errors (meV), atoms
     per frame, and all force-component errors (meV/Å), as numpy arrays, plus the epochs and training seconds of the
-    run's metrics.csv."""
+    run's metrics.csv and its training section (config.yaml)."""
     from mlanet_lammps.calculator import MLANetCalculator  # torch: imported only by the scripts that evaluate
 
     calc = MLANetCalculator(checkpoint, dtype="float64", device="cpu")
@@ -105,7 +105,15 @@ def test_errors(checkpoint: Path, frames: Path) -> Dict:
         df.append((atoms.get_forces() - f_ref).ravel())
     rows = list(csv.DictReader((checkpoint.parent / "metrics.csv").read_text().splitlines()))
     return {"energy": 1000 * np.array(de), "atoms": np.array(n), "forces": 1000 * np.concatenate(df),
-            "epochs": len(rows), "train_s": sum(float(r["epoch_time_s"]) for r in rows)}
+            "epochs": len(rows), "train_s": sum(float(r["epoch_time_s"]) for r in rows),
+            "training": yaml.safe_load((checkpoint.parent / "config.yaml").read_text())["training"]}
+
+
+def training_cell(errors: Dict) -> str:
+    """'30 min, 209 epochs, 1 thread, lr 0.005': how a run of test_errors was trained."""
+    t = errors["training"]
+    return (f"{errors['train_s'] / 60:.0f} min, {errors['epochs']} epochs, {t.get('num_threads')} thread(s), "
+            f"lr {t['lr']:g}")
 
 
 def mae_rmse(err: np.ndarray) -> tuple:

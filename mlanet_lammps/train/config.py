@@ -54,7 +54,7 @@ FILE_OPTIONS = ("train_file", "valid_file", "test_file")  # a path, a glob patte
 MODEL_HELP: Dict[str, str] = {
     "cutoff": f"radial cutoff r_cut in Å (0.5 < r_cut <= {MAX_CUTOFF})",
     "num_layers": "interaction (dual-path attention) layers; receptive field = num_layers x cutoff",
-    "l_max": "highest spherical-harmonic order of edge and node features (2: ~4x slower here)",
+    "l_max": "highest spherical-harmonic order of edge and node features (2: about 1.7x the cost per step)",
     "channels": "channels per irrep order of node features",
     "num_basis": "number of Bessel radial basis functions",
     "trainable_basis": "learn the Bessel frequencies",
@@ -71,6 +71,16 @@ MODEL_HELP: Dict[str, str] = {
     "repulsion": "'zbl': add the ZBL nuclear repulsion below 0.9 x each pair's shortest training distance (keeps MD "
                  "from collapsing atoms) or 'none'",
 }
+# Named model sections: `model: {preset: accurate}` starts from these values, and the options the section also
+# writes override them. The measurements that chose them are in docs/presets.md.
+PRESETS: Dict[str, Dict[str, Any]] = {
+    "fast": {},
+    "accurate": {"l_max": 2, "num_layers": 3},
+}
+PRESET_HELP = ("'fast' (the defaults below) or 'accurate' (" + ", ".join(f"{k} {v}" for k, v in
+               PRESETS["accurate"].items()) + "; docs/presets.md); options set next to it override it")
+
+
 # ModelConfig fields that training derives from the data (train/loop.py prepare_data), so they are not options
 NOT_OPTIONS: Dict[str, str] = {
     "atomic_numbers": "the elements of the training frames",
@@ -320,7 +330,9 @@ def config_from_dict(raw: Dict[str, Any], source: str = "config", base: Optional
                                "valid sections: data, model, training")
     if "data" not in raw:
         raise MLANetInputError(source, "missing section 'data'", "add data: {train_file: path/to/train.extxyz}")
-    parts = {name: _build(cls, raw.get(name) or {}, name, source) for name, cls in SECTIONS.items()}
+    written = {name: raw.get(name) or {} for name in SECTIONS}
+    written["model"] = with_preset(written["model"], source)
+    parts = {name: _build(cls, written[name], name, source) for name, cls in SECTIONS.items()}
     cfg = validate(Config(**parts), source)
     if base is not None:
         def resolved(path: str) -> str:
@@ -332,8 +344,20 @@ def config_from_dict(raw: Dict[str, Any], source: str = "config", base: Optional
                 setattr(getattr(cfg, section), attr,
                         [resolved(v) for v in value] if isinstance(value, list) else resolved(value))
     if cfg.training.init_from is not None:
-        cfg.model = init_from_model(cfg.training.init_from, cfg.model, raw.get("model") or {}, source)
+        cfg.model = init_from_model(cfg.training.init_from, cfg.model, written["model"], source)
     return cfg
+
+
+def with_preset(model: Any, source: str) -> Any:
+    """The model section with its `preset` key (default 'fast') replaced by that preset's values; the options the
+    section writes itself override the preset's."""
+    if not isinstance(model, dict) or "preset" not in model:
+        return model
+    model = dict(model)
+    name = model.pop("preset")
+    if name not in PRESETS:
+        raise MLANetInputError(source, f"model.preset = {name!r} unknown", f"use {' or '.join(PRESETS)}")
+    return {**PRESETS[name], **model}
 
 
 def init_from_model(path: str, options: ModelOptions, written: Dict[str, Any], source: str) -> ModelOptions:
@@ -391,6 +415,8 @@ def default_config_yaml() -> str:
     lines = ["# mlanet-train configuration: every option, its default and its meaning. Units: Å, eV, eV/Å.", ""]
     for name, cls in SECTIONS.items():
         lines.append(f"{name}:")
+        if name == "model":
+            lines.append("  preset: fast".ljust(36) + f" # {PRESET_HELP}")
         for f in fields(cls):
             value = "<required>" if f.default is MISSING else yaml.safe_dump(f.default, default_flow_style=True).strip()
             value = value.removesuffix("\n...").removesuffix("...").strip()

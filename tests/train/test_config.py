@@ -9,7 +9,7 @@ import yaml
 from mlanet_lammps.cli.train import main as train_main
 from mlanet_lammps.errors import MLANetInputError
 from mlanet_lammps.model.mlanet import ModelConfig
-from mlanet_lammps.train.config import MODEL_HELP, NOT_OPTIONS, ModelOptions, load_config
+from mlanet_lammps.train.config import MODEL_HELP, NOT_OPTIONS, PRESETS, ModelOptions, default_config_yaml, load_config
 from tests.conftest import WATER
 
 
@@ -46,6 +46,7 @@ def config(tmp_path) -> dict:
     ({"model": {"att_channels": 0}}, "model.att_channels = 0 must be >= 1"),
     ({"data": {"num_workers": -1}}, "data.num_workers = -1 must be >= 0"),
     ({"data": {"lazy": False, "cache_dir": "graphs"}}, "data.num_workers and data.cache_dir need data.lazy: true"),
+    ({"model": {"preset": "precise"}}, "model.preset = 'precise' unknown"),
 ])
 def test_config_errors(tmp_path, change, message):
     raw = config(tmp_path)
@@ -102,3 +103,21 @@ def test_command_line_overrides(tmp_path):
         with pytest.raises(MLANetInputError, match=message.replace("(", r"\(").replace(")", r"\)")):
             load_config(path, [bad])
     assert train_main([str(path), "training.lr=-1"]) == 2
+
+
+def test_presets(tmp_path):
+    """`model.preset` starts the model section from the preset's values; options written next to it win; the fast
+    preset is the defaults; every preset value is a model option with a value other than its default."""
+    path = tmp_path / "cfg.yaml"
+    raw = config(tmp_path)
+    raw["model"] = {"preset": "accurate", "channels": 8}
+    path.write_text(yaml.safe_dump(raw))
+    model = load_config(path).model
+    assert PRESETS["accurate"] and model.channels == 8
+    for name, value in PRESETS["accurate"].items():
+        assert getattr(model, name) == value != getattr(ModelOptions(), name)
+    raw["model"] = {"preset": "fast"}
+    path.write_text(yaml.safe_dump(raw))
+    assert load_config(path).model == ModelOptions()
+    assert load_config(path, ["model.preset=accurate"]).model.l_max == PRESETS["accurate"]["l_max"]
+    assert "preset: fast" in default_config_yaml()

@@ -93,20 +93,21 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="only evaluate runs that exist")
     args = parser.parse_args()
     model = {k: yaml.safe_load(v) for k, v in (kv.split("=") for kv in args.model.split(",") if kv)}
+    label = "".join(f"_{kv.replace('=', '')}" for kv in args.model.split(",") if kv)  # e.g. run_fast_l_max2
     jobs = [(m, p, split(m, args.work)) for m in args.molecules for p in args.presets]
     start = time.time()
     if not args.reuse:
         with ThreadPoolExecutor(args.parallel) as pool:
             list(pool.map(lambda job: train_once(config(*job, args.max_time, args.threads, model),
-                                                 job[2] / f"run_{job[1]}"), jobs))
+                                                 job[2] / f"run_{job[1]}{label}"), jobs))
     rows, raw = [], {"splits": {m: SOURCES[m][2] for m in args.molecules}, "recipe": RECIPE, "model": model,
                      "max_time": args.max_time, "threads": args.threads, "parallel": args.parallel,
                      "wall_s": time.time() - start, "runs": {}}
     for m, p, folder in jobs:
-        r = evaluate(folder / f"run_{p}", folder / "test.extxyz")
-        raw["runs"][f"{m}/{p}"] = r
-        rows.append([m, f"MLANet {p}", f"{r['energy_mae']:.2f}", f"{r['forces_mae']:.2f}", f"{r['energy_rmse']:.2f}",
-                     f"{r['forces_rmse']:.2f}", r["training"]])
+        r = evaluate(folder / f"run_{p}{label}", folder / "test.extxyz")
+        raw["runs"][f"{m}/{p}{label}"] = r
+        rows.append([m, f"MLANet {p} {args.model}".strip(), f"{r['energy_mae']:.2f}", f"{r['forces_mae']:.2f}",
+                     f"{r['energy_rmse']:.2f}", f"{r['forces_rmse']:.2f}", r["training"]])
     for name, values in PUBLISHED.items():
         rows += [[m, f"{name} (published)", *values[m], "", "", ""] for m in args.molecules]
     rows.sort(key=lambda row: row[0])

@@ -355,7 +355,7 @@ def with_preset(model: Any, source: str) -> Any:
         return model
     model = dict(model)
     name = model.pop("preset")
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:
         raise MLANetInputError(source, f"model.preset = {name!r} unknown", f"use {' or '.join(PRESETS)}")
     return {**PRESETS[name], **model}
 

@@ -47,6 +47,7 @@ def config(tmp_path) -> dict:
     ({"data": {"num_workers": -1}}, "data.num_workers = -1 must be >= 0"),
     ({"data": {"lazy": False, "cache_dir": "graphs"}}, "data.num_workers and data.cache_dir need data.lazy: true"),
     ({"model": {"preset": "precise"}}, "model.preset = 'precise' unknown"),
+    ({"model": {"preset": ["fast"]}}, "model.preset = ['fast'] unknown"),
 ])
 def test_config_errors(tmp_path, change, message):
     raw = config(tmp_path)
@@ -116,6 +117,9 @@ def test_presets(tmp_path):
     assert PRESETS["accurate"] and model.channels == 8
     for name, value in PRESETS["accurate"].items():
         assert getattr(model, name) == value != getattr(ModelOptions(), name)
+    raw["model"] = {"preset": "accurate", "l_max": 1}  # a written option wins over the preset's own value
+    path.write_text(yaml.safe_dump(raw))
+    assert (load_config(path).model.l_max, load_config(path).model.num_layers) == (1, PRESETS["accurate"]["num_layers"])
     raw["model"] = {"preset": "fast"}
     path.write_text(yaml.safe_dump(raw))
     assert load_config(path).model == ModelOptions()

@@ -14,12 +14,11 @@ Results: results/NAME.{md,json}.
 import argparse
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import ase.io
 import numpy as np
-from training_runs import mae_rmse, test_errors, train_once, training_cell, write_results
+from training_runs import mae_rmse, test_errors, train_all, training_cell, write_results
 
 from paths import DATA, ROOT
 
@@ -61,7 +60,7 @@ def evaluate(run: Path, valid: Path) -> dict:
     """Validation errors of run/best.ckpt: energy per atom (meV/atom) and force components (meV/Å), overall and per
     group."""
     errors = test_errors(run / "best.ckpt", valid)
-    groups = [atoms.info["group"] for atoms in ase.io.read(valid, ":")]
+    groups = [info["group"] for info in errors["info"]]
     per_atom = errors["energy"] / errors["atoms"]
     result = {"energy_rmse": mae_rmse(per_atom)[1], "forces_rmse": mae_rmse(errors["forces"])[1],
               "epochs": errors["epochs"], "train_s": errors["train_s"], "training": training_cell(errors),
@@ -88,9 +87,8 @@ def main() -> None:
             for w in args.energy_weights]
     start = time.time()
     if not args.reuse:
-        with ThreadPoolExecutor(args.parallel) as pool:
-            list(pool.map(lambda job: train_once(config(job[2].parent, job[1], args.max_time, args.threads,
-                                                        args.preset), job[2]), jobs))
+        train_all([(config(run.parent, w, args.max_time, args.threads, args.preset), run) for _, w, run in jobs],
+                  args.parallel)
     rows, raw = [], {"recipe": RECIPE, "preset": args.preset, "max_time": args.max_time, "threads": args.threads,
                      "parallel": args.parallel, "wall_s": time.time() - start, "runs": {}}
     for el, w, run in jobs:

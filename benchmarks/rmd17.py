@@ -15,13 +15,12 @@ molecule (energy, meV) and per force component (meV/Å), as the papers report th
 
 import argparse
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import ase.io
 import numpy as np
 import yaml
-from training_runs import mae_rmse, test_errors, train_once, training_cell, write_results
+from training_runs import mae_rmse, test_errors, train_all, training_cell, write_results
 
 from paths import DATA, ROOT
 
@@ -95,16 +94,16 @@ def main() -> None:
     model = {k: yaml.safe_load(v) for k, v in (kv.split("=") for kv in args.model.split(",") if kv)}
     label = "".join(f"_{kv.replace('=', '')}" for kv in args.model.split(",") if kv)  # e.g. run_fast_l_max2
     jobs = [(m, p, split(m, args.work)) for m in args.molecules for p in args.presets]
+    runs = [folder / f"run_{p}{label}" for _, p, folder in jobs]
     start = time.time()
     if not args.reuse:
-        with ThreadPoolExecutor(args.parallel) as pool:
-            list(pool.map(lambda job: train_once(config(*job, args.max_time, args.threads, model),
-                                                 job[2] / f"run_{job[1]}{label}"), jobs))
+        train_all([(config(*job, args.max_time, args.threads, model), run) for job, run in zip(jobs, runs)],
+                  args.parallel)
     rows, raw = [], {"splits": {m: SOURCES[m][2] for m in args.molecules}, "recipe": RECIPE, "model": model,
                      "max_time": args.max_time, "threads": args.threads, "parallel": args.parallel,
                      "wall_s": time.time() - start, "runs": {}}
-    for m, p, folder in jobs:
-        r = evaluate(folder / f"run_{p}{label}", folder / "test.extxyz")
+    for (m, p, folder), run in zip(jobs, runs):
+        r = evaluate(run, folder / "test.extxyz")
         raw["runs"][f"{m}/{p}{label}"] = r
         rows.append([m, f"MLANet {p} {args.model}".strip(), f"{r['energy_mae']:.2f}", f"{r['forces_mae']:.2f}",
                      f"{r['energy_rmse']:.2f}", f"{r['forces_rmse']:.2f}", r["training"]])

@@ -11,8 +11,9 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import ase.io
 import numpy as np
@@ -89,22 +90,29 @@ def train_once(config: Dict, run: Path) -> Path:
     return run
 
 
+def train_all(runs: Sequence[Tuple[Dict, Path]], parallel: int) -> None:
+    """train_once each (config, run folder) of `runs`, `parallel` at a time."""
+    with ThreadPoolExecutor(parallel) as pool:
+        list(pool.map(lambda job: train_once(*job), runs))
+
+
 def test_errors(checkpoint: Path, frames: Path) -> Dict:
     """Errors of `checkpoint` (float64) on the labelled frames of `frames`: per-frame total-energy errors (meV), atoms
-    per frame, and all force-component errors (meV/Å), as numpy arrays, plus the epochs and training seconds of the
-    run's metrics.csv and its training section (config.yaml)."""
+    per frame, and all force-component errors (meV/Å), as numpy arrays, each frame's info, plus the epochs and
+    training seconds of the run's metrics.csv and its training section (config.yaml)."""
     from mlanet_lammps.calculator import MLANetCalculator  # torch: imported only by the scripts that evaluate
 
     calc = MLANetCalculator(checkpoint, dtype="float64", device="cpu")
-    de, n, df = [], [], []
+    de, n, df, info = [], [], [], []
     for atoms in ase.io.read(frames, ":"):
+        info.append(dict(atoms.info))
         e_ref, f_ref = atoms.get_potential_energy(), atoms.get_forces().copy()
         atoms.calc = calc
         de.append(atoms.get_potential_energy() - e_ref)
         n.append(len(atoms))
         df.append((atoms.get_forces() - f_ref).ravel())
     rows = list(csv.DictReader((checkpoint.parent / "metrics.csv").read_text().splitlines()))
-    return {"energy": 1000 * np.array(de), "atoms": np.array(n), "forces": 1000 * np.concatenate(df),
+    return {"energy": 1000 * np.array(de), "atoms": np.array(n), "forces": 1000 * np.concatenate(df), "info": info,
             "epochs": len(rows), "train_s": sum(float(r["epoch_time_s"]) for r in rows),
             "training": yaml.safe_load((checkpoint.parent / "config.yaml").read_text())["training"]}
 

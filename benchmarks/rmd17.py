@@ -62,12 +62,13 @@ def split(molecule: str, work: Path) -> Path:
     return folder
 
 
-def config(molecule: str, preset: str, folder: Path, max_time: str, threads: int, model: dict) -> dict:
+def config(molecule: str, preset: str, folder: Path, max_time: str, threads: int, model: dict, training: dict
+           ) -> dict:
     """The mlanet-train configuration of one (molecule, preset) run on the split in `folder`."""
     return {"data": {"train_file": str(folder / "train.extxyz"), "valid_file": str(folder / "valid.extxyz"),
                      "lazy": False},
             "model": {"preset": preset, "cutoff": 5.0, "repulsion": "none", **model},
-            "training": {**RECIPE, "max_time": max_time, "num_threads": threads}}
+            "training": {**RECIPE, "max_time": max_time, "num_threads": threads, **training}}
 
 
 def evaluate(run: Path, test: Path) -> dict:
@@ -87,25 +88,29 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each run")
     parser.add_argument("--parallel", type=int, default=2, help="runs at a time")
     parser.add_argument("--model", default="", help='model overrides for every run, e.g. "l_max=2,channels=64"')
+    parser.add_argument("--training", default="", help='training overrides for every run, e.g. "compile=true"')
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "rmd17")
     parser.add_argument("--name", default="rmd17", help="results/NAME.{md,json}")
     parser.add_argument("--reuse", action="store_true", help="only evaluate runs that exist")
     args = parser.parse_args()
-    model = {k: yaml.safe_load(v) for k, v in (kv.split("=") for kv in args.model.split(",") if kv)}
-    label = "".join(f"_{kv.replace('=', '')}" for kv in args.model.split(",") if kv)  # e.g. run_fast_l_max2
+    overrides = [kv for kv in f"{args.model},{args.training}".split(",") if kv]
+    model, training = ({k: yaml.safe_load(v) for k, v in (kv.split("=") for kv in text.split(",") if kv)}
+                       for text in (args.model, args.training))
+    label = "".join(f"_{kv.replace('=', '')}" for kv in overrides)  # e.g. run_fast_l_max2, run_fast_compiletrue
     jobs = [(m, p, split(m, args.work)) for m in args.molecules for p in args.presets]
     runs = [folder / f"run_{p}{label}" for _, p, folder in jobs]
     start = time.time()
     if not args.reuse:
-        train_all([(config(*job, args.max_time, args.threads, model), run) for job, run in zip(jobs, runs)],
+        train_all([(config(*job, args.max_time, args.threads, model, training), run) for job, run in zip(jobs, runs)],
                   args.parallel)
-    rows, raw = [], {"splits": {m: SOURCES[m][2] for m in args.molecules}, "recipe": RECIPE, "model": model,
+    rows, raw = [], {"splits": {m: SOURCES[m][2] for m in args.molecules}, "recipe": {**RECIPE, **training},
+                     "model": model,
                      "max_time": args.max_time, "threads": args.threads, "parallel": args.parallel,
                      "wall_s": time.time() - start, "runs": {}}
     for (m, p, folder), run in zip(jobs, runs):
         r = evaluate(run, folder / "test.extxyz")
         raw["runs"][f"{m}/{p}{label}"] = r
-        rows.append([m, f"MLANet {p} {args.model}".strip(), f"{r['energy_mae']:.2f}", f"{r['forces_mae']:.2f}",
+        rows.append([m, f"MLANet {p} {' '.join(overrides)}".strip(), f"{r['energy_mae']:.2f}", f"{r['forces_mae']:.2f}",
                      f"{r['energy_rmse']:.2f}", f"{r['forces_rmse']:.2f}", r["training"]])
     for name, values in PUBLISHED.items():
         rows += [[m, f"{name} (published)", *values[m], "", "", ""] for m in args.molecules]

@@ -1,17 +1,16 @@
 """MLANet compiled by torch.compile (Inductor): the fast evaluator of LAMMPS and the ASE calculator.
 
 `CompiledMLANet` is an MLANet whose evaluation runs through Inductor, which fuses the model's many small per-edge
-operations into a few loops; `EnergyAndEdgeGradient` wraps it exactly as it wraps the eager model (training stays
-eager: it needs the force gradients' own gradients, which compiled graphs do not provide). Forward and backward are
-compiled together (AOTAutograd), so autograd gives dE/d edge_vec as usual, and LAMMPS' ghost exchange between layers
+operations into a few loops; `EnergyAndEdgeGradient` wraps it exactly as it wraps the eager model. (Training also
+needs the weight gradients of the forces and compiles differently: model/compiled_training.py.) Forward and backward
+are compiled together (AOTAutograd), so autograd gives dE/d edge_vec as usual, and LAMMPS' ghost exchange between layers
 (model/ghosts.py) stays an eager step between two compiled graphs, with its own backward.
 
 Inductor compiles for static shapes (dynamic shapes do not lower for this model), so every graph is padded to
-high-water marks of its sizes: edges, centre atoms and the other atoms. A padding edge points from centre row 0 to
-itself at 2 r_cut, where the envelope, the radial basis, every pooling weight and the ZBL switch are exactly zero;
-padding atoms have no edges and their energies are dropped. Padding therefore changes no energy or gradient, and a
-size that grows past its mark compiles once more (the new mark leaves room for 5% more and for thermal
-fluctuations, so that MD does not recompile for pairs crossing the cutoff or atoms moving between ranks).
+high-water marks of its sizes (model/padding.py): edges, centre atoms and the other atoms. Padding changes no
+energy or gradient, and a size that grows past its mark compiles once more (the new mark leaves room for 5% more
+and for thermal fluctuations, so that MD does not recompile for pairs crossing the cutoff or atoms moving between
+ranks).
 Compiling takes tens of seconds on a CPU; Inductor caches the generated code on disk (TORCHINDUCTOR_CACHE_DIR), so
 a later run with the same model and sizes loads it instead.
 
@@ -24,7 +23,6 @@ counts as no vector steps in Inductor's choice of the loop to parallelise, and s
 per edge (docs/performance.md).
 """
 
-import math
 from contextlib import contextmanager
 from typing import Dict, Optional, Tuple
 
@@ -34,6 +32,7 @@ import torch
 from .chunks import ChunkPlan
 from .ghosts import GhostExchange
 from .mlanet import MLANet, ModelConfig
+from .padding import PaddedSizes
 
 RECOMPILE_LIMIT = 64  # graphs per compiled function: whole or chunk, per layer, per set of marks
 # AOTAutograd's activation memory budget for the compiled graphs: the fraction of the forward results the backward
@@ -41,6 +40,13 @@ RECOMPILE_LIMIT = 64  # graphs per compiled function: whole or chunk, per layer,
 # lowers the evaluation's peak memory at no measurable cost in time; below 0.8 it recomputes tensor products too and
 # is slower (measurements: docs/performance.md).
 ACTIVATION_MEMORY_BUDGET = 0.8
+
+
+def inductor_options(kernel_threads: Optional[int] = None) -> Dict[str, object]:
+    """torch.compile options of MLANet's graphs: `kernel_threads` threads for the generated CPU loops (default:
+    torch.get_num_threads()), with masked tail vectorisation only on one thread."""
+    threads = torch.get_num_threads() if kernel_threads is None else int(kernel_threads)
+    return {"cpp.threads": threads, "cpp.enable_loop_tail_vec": threads == 1}
 
 
 class PaddedExchange:
@@ -88,55 +94,18 @@ class CompiledMLANet(MLANet):
 
     def __init__(self, config: ModelConfig, headroom: float = 0.05, kernel_threads: Optional[int] = None):
         super().__init__(config)
-        self.headroom = float(headroom)
-        self.far = 2.0 * float(config.cutoff)
-        self.marks: Dict[str, int] = {}  # high-water marks of the padded sizes
+        self.sizes = PaddedSizes(far=2.0 * float(config.cutoff), headroom=headroom)
         self.padded_exchange = PaddedExchange()
         # each new mark is a new graph: let Dynamo keep compiling them rather than fall back to eager after 8
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, RECOMPILE_LIMIT)
-        threads = torch.get_num_threads() if kernel_threads is None else int(kernel_threads)
-        options = {"cpp.threads": threads, "cpp.enable_loop_tail_vec": threads == 1}
+        options = inductor_options(kernel_threads)
         # the budget applies to the compilations of these two functions only (they compile inside their calls)
         budget = torch._functorch.config.patch(activation_memory_budget=ACTIVATION_MEMORY_BUDGET)
         self.whole_graph = budget(torch.compile(self._whole, dynamic=False, options=options))
         self.chunk_graph = budget(torch.compile(self._chunk, dynamic=False, options=options))
 
     def __repr__(self) -> str:
-        marks = ", ".join(f"{k}={v}" for k, v in sorted(self.marks.items())) or "none yet"
-        return f"{self.__class__.__name__}(layers={self.num_layers}, l_max={self.config.l_max}, padded sizes: {marks})"
-
-    def mark(self, key: str, size: int) -> int:
-        """The padded size for `size` items of kind `key`: the high-water mark, raised when `size` passes it to
-        `size` plus headroom plus four times sqrt(size) (a count's thermal fluctuation: atoms migrating between
-        LAMMPS ranks, pairs crossing the cutoff), rounded up to a multiple of 8."""
-        if size > self.marks.get(key, 0):
-            self.marks[key] = 8 * math.ceil((size * (1.0 + self.headroom) + 4.0 * math.sqrt(size)) / 8)
-        return self.marks.get(key, 0)
-
-    def pad_graph(self, key: str, edge_vec: torch.Tensor, center: torch.Tensor, neighbor: torch.Tensor,
-                  num_centers: int, num_nodes: int
-                  ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int, int]:
-        """A graph whose node rows are [num_centers centres | other atoms] (edges [E] centred on the centres),
-        padded to the marks of kind `key`: (edge_vec [E', 3], center [E'], neighbor [E'], real [num_nodes] = the
-        padded row of each row, padded centres n', padded rows N'). Rows become [centres | padding | others |
-        padding]."""
-        n = num_centers
-        n_pad = self.mark(key + " centres", n)
-        others = self.mark(key + " other atoms", num_nodes - n)
-        pad = self.mark(key + " edges", edge_vec.shape[0]) - edge_vec.shape[0]
-        far = edge_vec.new_zeros(pad, 3)
-        far[:, 2] = self.far
-        device = center.device
-        real = torch.cat([torch.arange(n, device=device), torch.arange(n_pad, n_pad + num_nodes - n, device=device)])
-        zeros = center.new_zeros(pad)
-        neighbor = real.index_select(0, neighbor)
-        return (torch.cat([edge_vec, far]), torch.cat([center, zeros]), torch.cat([neighbor, zeros]), real,
-                n_pad, n_pad + others)
-
-    @staticmethod
-    def pad_rows(x: torch.Tensor, real: torch.Tensor, rows: int) -> torch.Tensor:
-        """x [N, ...] -> [rows, ...] with x's rows at `real` and zeros elsewhere."""
-        return x.new_zeros((rows,) + tuple(x.shape[1:])).index_copy(0, real, x)
+        return f"{self.__class__.__name__}(layers={self.num_layers}, l_max={self.config.l_max}, {self.sizes})"
 
     def energy_and_features(self, edge_vec: torch.Tensor, species: torch.Tensor, edge_index: torch.Tensor,
                             mirrored: bool = False, num_local: int = -1, max_edges: int = 0
@@ -153,7 +122,7 @@ class CompiledMLANet(MLANet):
             mirrored = self.is_mirrored(edge_vec, edge_index)
         rows = edge_vec.shape[0] // 2 if mirrored else edge_vec.shape[0]
         key = "mirrored" if mirrored else "edges"
-        vec, center, neighbor, real, n_pad, total = self.pad_graph(key, edge_vec[:rows], edge_index[0, :rows],
+        vec, center, neighbor, real, n_pad, total = self.sizes.pad_graph(key, edge_vec[:rows], edge_index[0, :rows],
                                                                    edge_index[1, :rows], n, num_nodes)
         index = torch.stack([center, neighbor])  # [2, E']
         if mirrored:
@@ -163,7 +132,8 @@ class CompiledMLANet(MLANet):
             self.padded_exchange.update(outer, real)
             self.ghost_features.exchange = self.padded_exchange
         try:
-            atom_energy, features = self.whole_graph(vec, self.pad_rows(species, real, total), index, mirrored, n_pad)
+            species = self.sizes.pad_rows(species, real, total)
+            atom_energy, features = self.whole_graph(vec, species, index, mirrored, n_pad)
         finally:
             self.ghost_features.exchange = outer
         return atom_energy[:n], features[:n]
@@ -177,18 +147,18 @@ class CompiledMLANet(MLANet):
         """MLANet's chunks, with the padded chunk sizes raised to the largest chunk before any chunk runs: every chunk,
         and its recomputation in the backward pass, then runs on the same shapes (one graph per layer)."""
         plan = super().plan_chunks(center, neighbor, num_nodes, num_centers, max_edges)
-        self.mark("chunk centres", max(plan.center_counts))
-        self.mark("chunk other atoms", max(m - c for m, c in zip(plan.row_counts, plan.center_counts)))
-        self.mark("chunk edges", max(plan.edge_counts))
+        self.sizes.mark("chunk centres", max(plan.center_counts))
+        self.sizes.mark("chunk other atoms", max(m - c for m, c in zip(plan.row_counts, plan.center_counts)))
+        self.sizes.mark("chunk edges", max(plan.edge_counts))
         return plan
 
     def chunk_layer(self, k: int, h: torch.Tensor, z: torch.Tensor, edge_vec: torch.Tensor, center: torch.Tensor,
                     neighbor: torch.Tensor, num_centers: int) -> torch.Tensor:
         """MLANet.chunk_layer through the padded chunk graph."""
-        vec, center, neighbor, real, n_pad, total = self.pad_graph("chunk", edge_vec, center, neighbor, num_centers,
-                                                                   h.shape[0])
-        out = self.chunk_graph(k, self.pad_rows(h, real, total), self.pad_rows(z, real, total), vec, center,
-                               neighbor, n_pad)
+        vec, center, neighbor, real, n_pad, total = self.sizes.pad_graph("chunk", edge_vec, center, neighbor,
+                                                                         num_centers, h.shape[0])
+        pad = self.sizes.pad_rows
+        out = self.chunk_graph(k, pad(h, real, total), pad(z, real, total), vec, center, neighbor, n_pad)
         return out[:num_centers]
 
     def _chunk(self, k: int, h: torch.Tensor, z: torch.Tensor, edge_vec: torch.Tensor, center: torch.Tensor,

@@ -10,6 +10,7 @@ import random
 import sys
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -33,6 +34,8 @@ from ..errors import MLANetInputError
 from ..evaluate import error_report, predict_frames
 from ..fileio import atomic_write_bytes
 from ..metrics import ErrorAccumulator, error_metrics
+from ..model.compiled import traced_tensor_products
+from ..model.compiled_training import CompiledTrainingGradient
 from ..model.forces import EnergyAndEdgeGradient
 from ..model.mlanet import MLANet, ModelConfig
 from ..model.repulsion import switch_radii
@@ -204,11 +207,13 @@ class Trainer:
         self.out = Path(t.output_dir)
         self.max_time = parse_duration(t.max_time)
         torch.manual_seed(t.seed)
-        self.model = MLANet(data.model_config).to(device=self.device, dtype=self.dtype)
+        with traced_tensor_products() if t.compile else nullcontext():
+            self.model = MLANet(data.model_config).to(device=self.device, dtype=self.dtype)
         if data.initial_state is not None:  # fine-tuning; loaded after the cast, so float64 weights stay exact
             self.model.load_state_dict(data.initial_state)
         # energy and force-loss gradients of a training step; over several processes, DDP averages the gradients
-        self.energy_grad: torch.nn.Module = EnergyAndEdgeGradient(self.model, create_graph=True)
+        self.energy_grad: torch.nn.Module = (CompiledTrainingGradient(self.model) if t.compile else
+                                             EnergyAndEdgeGradient(self.model, create_graph=True))
         if ranks.size > 1:
             # DDP warns once that the gradient of the readout's [1, H] weight has other strides than its bucket:
             # with a dimension of size 1 both are the same order in memory, and DDP copies those H numbers

@@ -75,6 +75,22 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert rows[0] == rows[1]
 
 
+def test_compiled_training_follows_eager(tmp_path):
+    """training.compile changes how a step is evaluated, not what it computes: float64 weights after two epochs
+    and every epoch's metrics agree with the eager run."""
+    runs = {}
+    for compiled in (False, True):
+        out = tmp_path / str(compiled)
+        loop.train(config_from_dict(config(out, max_epochs=2, compile=compiled)), log=lambda _: None)
+        runs[compiled] = load_checkpoint(out / "run" / "last.ckpt")
+    eager, compiled = runs[False], runs[True]
+    for key, value in eager["train_state"]["model"].items():
+        torch.testing.assert_close(compiled["train_state"]["model"][key], value, rtol=1e-9, atol=1e-12)
+    for a, b in zip(eager["train_state"]["history"], compiled["train_state"]["history"]):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-9)
+        assert b["val_forces_rmse"] == pytest.approx(a["val_forces_rmse"], rel=1e-9)
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     loop.train(config_from_dict(config(tmp_path, max_epochs=1)), log=lambda _: None)
     good = (tmp_path / "run" / "last.ckpt").read_bytes()

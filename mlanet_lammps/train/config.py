@@ -134,6 +134,11 @@ class TrainingConfig:
     energy_weight: float = opt(1.0, "weight of the energy loss (per-atom energy, eV/atom)")
     forces_weight: float = opt(10.0, "weight of the force loss (eV/Å per component)")
     stress_weight: float = opt(0.0, "weight of the stress loss (eV/Å^3 per component)")
+    stage_two: float = opt(0.0, "start of a second stage as a fraction of the run, counted as the cosine schedule "
+                           "counts it (0: none): from then on the energy and force weights are the stage_two_ ones, "
+                           "and the best checkpoint is chosen among that stage's epochs")
+    stage_two_energy_weight: float = opt(1000.0, "stage two: weight of the energy loss")
+    stage_two_forces_weight: float = opt(10.0, "stage two: weight of the force loss")
     loss: str = opt("mse", "'mse', 'huber' or 'l1'")
     huber_delta: float = opt(0.01, "huber: transition point")
     ema_decay: float = opt(0.99, "exponential moving average of weights used for validation and checkpoints (0: off)")
@@ -301,6 +306,12 @@ def validate(cfg: Config, source: str) -> Config:
          and t.energy_weight + t.forces_weight + t.stress_weight > 0,
          "loss weights must be >= 0 and not all zero", "e.g. energy_weight: 1, forces_weight: 10"),
         (0.0 <= t.ema_decay < 1.0, f"training.ema_decay = {t.ema_decay} not in [0, 1)", "e.g. 0.99"),
+        (0.0 <= t.stage_two < 1.0, f"training.stage_two = {t.stage_two} not in [0, 1)",
+         "e.g. stage_two: 0.8 (the last fifth of the run), or 0 for none"),
+        (min(t.stage_two_energy_weight, t.stage_two_forces_weight) >= 0
+         and t.stage_two_energy_weight + t.stage_two_forces_weight + t.stress_weight > 0,
+         "stage-two loss weights must be >= 0 and not all zero",
+         "e.g. stage_two_energy_weight: 1000, stage_two_forces_weight: 10"),
         (t.init_from is not None or not t.refit_references, "training.refit_references is set without init_from",
          "drop it (a new model always sets its reference energies from the data) or set training.init_from"),
         (d.lazy or (d.num_workers == 0 and d.cache_dir is None),

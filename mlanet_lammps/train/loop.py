@@ -220,8 +220,8 @@ class Trainer:
             warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
             self.energy_grad = DistributedDataParallel(
                 self.energy_grad, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.loss_weights = torch.tensor([t.energy_weight, t.forces_weight, t.stress_weight], dtype=self.dtype,
-                                         device=self.device)
+        self.stage = 1
+        self.loss_weights = self.stage_weights()
         self.ema = make_ema(self.model, t.ema_decay) if t.ema_decay > 0 else None
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         if t.lr_schedule == "plateau":
@@ -247,15 +247,41 @@ class Trainer:
         self.elapsed = 0.0
         self.history: List[Dict[str, float]] = []
 
-    def cosine_factor(self, epoch: int) -> float:
-        """Cosine decay from lr to min_lr over the run: progress is the larger of the epoch fraction and the used
-        fraction of max_time, so a time-budgeted run also ends at min_lr."""
-        t = self.cfg.training
-        progress = epoch / t.max_epochs
+    def progress(self, epoch: int) -> float:
+        """The fraction of the run done after `epoch` epochs: the larger of the epoch fraction and the used fraction
+        of max_time, at most 1."""
+        progress = epoch / self.cfg.training.max_epochs
         if self.max_time:
             progress = max(progress, getattr(self, "elapsed", 0.0) / self.max_time)
-        lr = t.min_lr + 0.5 * (t.lr - t.min_lr) * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+        return min(progress, 1.0)
+
+    def cosine_factor(self, epoch: int) -> float:
+        """Cosine decay from lr to min_lr over the run (`progress`), so a time-budgeted run also ends at min_lr."""
+        t = self.cfg.training
+        lr = t.min_lr + 0.5 * (t.lr - t.min_lr) * (1.0 + math.cos(math.pi * self.progress(epoch)))
         return lr / t.lr
+
+    def stage_weights(self) -> torch.Tensor:
+        """The loss weights [energy, forces, stress] of the current stage."""
+        t = self.cfg.training
+        weights = ([t.energy_weight, t.forces_weight] if self.stage == 1 else
+                   [t.stage_two_energy_weight, t.stage_two_forces_weight])
+        return torch.tensor(weights + [t.stress_weight], dtype=self.dtype, device=self.device)
+
+    def start_stage_two_when_due(self) -> None:
+        """Enter stage two (training.stage_two) once the run's progress reaches it: the stage's loss weights, and the
+        best validation loss forgotten (losses of other weights do not compare), so that best.ckpt, early stopping
+        and the plateau schedule count this stage's epochs only."""
+        t = self.cfg.training
+        if self.stage == 2 or t.stage_two <= 0 or self.progress(self.epoch) < t.stage_two:
+            return
+        self.stage = 2
+        self.loss_weights = self.stage_weights()
+        self.best_loss, self.bad_epochs = math.inf, 0
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.best, self.scheduler.num_bad_epochs = self.scheduler.mode_worse, 0
+        self.log(f"stage two from epoch {self.epoch + 1}: energy weight {t.stage_two_energy_weight:g}, forces "
+                 f"weight {t.stage_two_forces_weight:g}; best.ckpt is chosen among this stage's epochs")
 
     # -- state -------------------------------------------------------------------------------------------------
     @property
@@ -271,7 +297,7 @@ class Trainer:
         return {"model": self.model.state_dict(), "ema": None if self.ema is None else self.ema.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "epoch": self.epoch, "best_loss": self.best_loss, "best_epoch": self.best_epoch,
-                "bad_epochs": self.bad_epochs, "elapsed": self.elapsed, "history": self.history,
+                "bad_epochs": self.bad_epochs, "elapsed": self.elapsed, "history": self.history, "stage": self.stage,
                 "dtype": self.cfg.training.dtype}
 
     def load_train_state(self, path: Path) -> None:
@@ -290,8 +316,14 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        for key in ("epoch", "best_loss", "best_epoch", "bad_epochs", "elapsed", "history"):
+        keys = ("epoch", "best_loss", "best_epoch", "bad_epochs", "elapsed", "history", "stage")
+        missing = [key for key in keys if key not in state]
+        if missing:
+            raise MLANetInputError(str(path), f"the training state lacks {', '.join(missing)}: it was written by an "
+                                   "older mlanet_lammps", "resume it with that version, or start a new output_dir")
+        for key in keys:
             setattr(self, key, state[key])
+        self.loss_weights = self.stage_weights()
 
     def save(self, name: str, with_train_state: bool, metrics: Dict[str, float]) -> Path:
         path = self.out / name
@@ -402,6 +434,7 @@ class Trainer:
         try:
             while self.epoch < t.max_epochs:
                 epoch_start = time.perf_counter()
+                self.start_stage_two_when_due()
                 train_loss, train_metrics, timed_out = self.run_epoch(start, bar)
                 val_loss, val_metrics = self.validate()
                 self.epoch += 1
@@ -417,7 +450,8 @@ class Trainer:
                     self.best_loss, self.best_epoch, self.bad_epochs = val_loss, self.epoch, 0
                 else:
                     self.bad_epochs += 1
-                row = {"epoch": self.epoch, "lr": lr, "train_loss": train_loss, "val_loss": val_loss,
+                row = {"epoch": self.epoch, "stage": self.stage, "lr": lr, "train_loss": train_loss,
+                       "val_loss": val_loss,
                        **{f"train_{k}": v for k, v in train_metrics.items() if k != "frames"},
                        **{f"val_{k}": v for k, v in val_metrics.items() if k != "frames"},
                        "epoch_time_s": time.perf_counter() - epoch_start}

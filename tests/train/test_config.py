@@ -48,6 +48,8 @@ def config(tmp_path) -> dict:
     ({"data": {"lazy": False, "cache_dir": "graphs"}}, "data.num_workers and data.cache_dir need data.lazy: true"),
     ({"model": {"preset": "precise"}}, "model.preset = 'precise' unknown"),
     ({"model": {"preset": ["fast"]}}, "model.preset = ['fast'] unknown"),
+    ({"training": {"stage_two": 1.0}}, "training.stage_two = 1.0 not in [0, 1)"),
+    ({"training": {"stage_two_energy_weight": -1.0}}, "stage-two loss weights must be >= 0"),
 ])
 def test_config_errors(tmp_path, change, message):
     raw = config(tmp_path)
@@ -82,7 +84,8 @@ def test_every_numeric_option_has_a_range():
     """A numeric option added without an entry in OPTION_RANGES (or its own check) fails here."""
     from mlanet_lammps.train.config import OPTION_RANGES, SECTIONS
     own_checks = {"model.cutoff", "model.density_l_max", "training.seed", "training.energy_weight",
-                  "training.forces_weight", "training.stress_weight", "training.ema_decay", "data.valid_fraction"}
+                  "training.forces_weight", "training.stress_weight", "training.ema_decay", "data.valid_fraction",
+                  "training.stage_two", "training.stage_two_energy_weight", "training.stage_two_forces_weight"}
     for section, cls in SECTIONS.items():
         for f in fields(cls):
             numeric = f.type in (int, float, "int", "float") or "Optional[int]" in str(f.type)

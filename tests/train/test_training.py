@@ -91,6 +91,26 @@ def test_compiled_training_follows_eager(tmp_path):
         assert b["val_forces_rmse"] == pytest.approx(a["val_forces_rmse"], rel=1e-9)
 
 
+def test_stage_two_switches_loss_weights_and_best_checkpoint(tmp_path):
+    """training.stage_two: 0.5 of 4 epochs trains epochs 3 and 4 with the stage-two weights, chooses best.ckpt among
+    them, and resumes in stage two."""
+    cfg = config(tmp_path, max_epochs=4, stage_two=0.5, stage_two_energy_weight=500.0, stage_two_forces_weight=2.0)
+    lines = []
+    loop.train(config_from_dict(cfg), log=lines.append)
+    assert any(line.startswith("stage two from epoch 3: energy weight 500") for line in lines)
+    payload = load_checkpoint(tmp_path / "run" / "last.ckpt")
+    history = payload["train_state"]["history"]
+    assert [row["stage"] for row in history] == [1, 1, 2, 2]
+    # the validation loss of stage two is computed with its weights: 500 x energy + 2 x forces
+    row = history[-1]
+    energy, forces = (row["val_energy_rmse"] / 1000) ** 2, (row["val_forces_rmse"] / 1000) ** 2
+    assert row["val_loss"] == pytest.approx(500 * energy + 2 * forces, rel=1e-6)
+    assert load_checkpoint(tmp_path / "run" / "best.ckpt")["epoch"] in (3, 4)
+    trainer = loop.Trainer(config_from_dict(cfg), loop.prepare_data(config_from_dict(cfg)), log=lambda _: None)
+    trainer.load_train_state(tmp_path / "run" / "last.ckpt")
+    assert trainer.stage == 2 and trainer.loss_weights.tolist() == [500.0, 2.0, 0.0]
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     loop.train(config_from_dict(config(tmp_path, max_epochs=1)), log=lambda _: None)
     good = (tmp_path / "run" / "last.ckpt").read_bytes()

@@ -2,12 +2,13 @@
 
     .venv/bin/python benchmarks/mlearn.py --elements Si Ge Li Mo --max-time 15m
     .venv/bin/python benchmarks/mlearn.py --elements Si --energy-weights 1 100 --max-time 15m    (an ablation)
+    .venv/bin/python benchmarks/mlearn.py --elements Si --stage-two 0 0.75 --max-time 30m        (stage two or not)
 
 Only the published training sets are in shared/data (the test sets are kept aside), so each element's training set is
 split here (seed 0): a tenth of every group (AIMD, vacancy AIMD, strained cells, surfaces), at least one frame, is the
-validation set, the rest is trained on. Every (element, energy weight) run trains with `mlanet-train` for --max-time
-on --threads threads, --parallel runs at a time; the best checkpoint's validation errors (float64; energy per atom,
-force components) are reported per element and per group, next to the SNAP/qSNAP test errors of the paper.
+validation set, the rest is trained on. Every (element, energy weight, stage two) run trains with `mlanet-train` for
+--max-time on --threads threads, --parallel runs at a time; the best checkpoint's validation errors (float64; energy
+per atom, force components) are reported per element and per group, next to the SNAP/qSNAP test errors of the paper.
 Results: results/NAME.{md,json}.
 """
 
@@ -49,11 +50,12 @@ def split(element: str, work: Path) -> Path:
     return folder
 
 
-def config(folder: Path, energy_weight: float, max_time: str, threads: int, preset: str) -> dict:
+def config(folder: Path, energy_weight: float, stage_two: float, max_time: str, threads: int, preset: str) -> dict:
     """The mlanet-train configuration of one run on the split in `folder`."""
     return {"data": {"train_file": str(folder / "train.extxyz"), "valid_file": str(folder / "valid.extxyz")},
             "model": {"preset": preset},
-            "training": {**RECIPE, "energy_weight": energy_weight, "max_time": max_time, "num_threads": threads}}
+            "training": {**RECIPE, "energy_weight": energy_weight, "stage_two": stage_two, "max_time": max_time,
+                         "num_threads": threads}}
 
 
 def evaluate(run: Path, valid: Path) -> dict:
@@ -75,6 +77,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--elements", nargs="+", default=list(SNAP), choices=list(SNAP))
     parser.add_argument("--energy-weights", type=float, nargs="+", default=[100.0])
+    parser.add_argument("--stage-two", type=float, nargs="+", default=[0.0],
+                        help="training.stage_two of the runs (0: none; stage-two weights: the package defaults)")
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--max-time", default="15m", help="training budget of each run")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each run")
@@ -83,26 +87,27 @@ def main() -> None:
     parser.add_argument("--name", default="mlearn", help="results/NAME.{md,json}")
     parser.add_argument("--reuse", action="store_true", help="only evaluate runs that exist")
     args = parser.parse_args()
-    jobs = [(el, w, split(el, args.work) / f"run_{args.preset}_ew{w:g}") for el in args.elements
-            for w in args.energy_weights]
+    jobs = [(el, w, s2, split(el, args.work) / (f"run_{args.preset}_ew{w:g}" + (f"_s2{s2:g}" if s2 else "")))
+            for el in args.elements for w in args.energy_weights for s2 in args.stage_two]
     start = time.time()
     if not args.reuse:
-        train_all([(config(run.parent, w, args.max_time, args.threads, args.preset), run) for _, w, run in jobs],
-                  args.parallel)
+        train_all([(config(run.parent, w, s2, args.max_time, args.threads, args.preset), run)
+                   for _, w, s2, run in jobs], args.parallel)
     rows, raw = [], {"recipe": RECIPE, "preset": args.preset, "max_time": args.max_time, "threads": args.threads,
                      "parallel": args.parallel, "wall_s": time.time() - start, "runs": {}}
-    for el, w, run in jobs:
+    for el, w, s2, run in jobs:
         r = evaluate(run, run.parent / "valid.extxyz")
-        raw["runs"][f"{el}/{args.preset}/ew{w:g}"] = r
+        raw["runs"][f"{el}/{run.name}"] = r
         worst = max(r["groups"].items(), key=lambda kv: kv[1]["energy_rmse"])
-        rows.append([el, f"{w:g}", f"{r['energy_rmse']:.2f}", SNAP[el][0], f"{r['forces_rmse']:.0f}", SNAP[el][1],
-                     f"{worst[0]} {worst[1]['energy_rmse']:.2f}", r["training"]])
+        rows.append([el, f"{w:g}", f"from {s2:g}" if s2 else "none", f"{r['energy_rmse']:.2f}", SNAP[el][0],
+                     f"{r['forces_rmse']:.0f}", SNAP[el][1], f"{worst[0]} {worst[1]['energy_rmse']:.2f}",
+                     r["training"]])
     write_results(ROOT / "benchmarks" / "results", args.name, "mlearn: MLANet against SNAP/qSNAP (Zuo et al. 2020)",
                   f"MLANet preset {args.preset}, float32 training (the rest of the recipe: RECIPE in the script); "
                   "MLANet errors on its own validation tenth of "
                   "each training set (float64), SNAP/qSNAP on the paper's test split.",
-                  ["element", "energy weight", "energy RMSE (meV/atom)", "SNAP/qSNAP", "force RMSE (meV/Å)",
-                   "SNAP/qSNAP", "worst group (meV/atom)", "training"], rows, raw)
+                  ["element", "energy weight", "stage two", "energy RMSE (meV/atom)", "SNAP/qSNAP",
+                   "force RMSE (meV/Å)", "SNAP/qSNAP", "worst group (meV/atom)", "training"], rows, raw)
 
 
 if __name__ == "__main__":

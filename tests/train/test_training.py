@@ -75,20 +75,17 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert rows[0] == rows[1]
 
 
-def test_compiled_training_follows_eager(tmp_path):
-    """training.compile changes how a step is evaluated, not what it computes: float64 weights after two epochs
-    and every epoch's metrics agree with the eager run."""
-    runs = {}
-    for compiled in (False, True):
-        out = tmp_path / str(compiled)
-        loop.train(config_from_dict(config(out, max_epochs=2, compile=compiled)), log=lambda _: None)
-        runs[compiled] = load_checkpoint(out / "run" / "last.ckpt")
-    eager, compiled = runs[False], runs[True]
-    for key, value in eager["train_state"]["model"].items():
-        torch.testing.assert_close(compiled["train_state"]["model"][key], value, rtol=1e-9, atol=1e-12)
-    for a, b in zip(eager["train_state"]["history"], compiled["train_state"]["history"]):
-        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-9)
-        assert b["val_forces_rmse"] == pytest.approx(a["val_forces_rmse"], rel=1e-9)
+def test_compile_option_trains_through_the_compiled_evaluator(tmp_path):
+    """training.compile: the Trainer's step evaluator is CompiledTrainingGradient over the model the optimiser
+    updates. Its numbers against eager PyTorch: tests/model/test_compiled_training.py (two epochs each way agreed
+    to 1e-9 in weights; left out of the suite for its two minutes of compilation)."""
+    from mlanet_lammps.model.compiled_training import CompiledTrainingGradient
+
+    cfg = config_from_dict(config(tmp_path, compile=True))
+    trainer = loop.Trainer(cfg, loop.prepare_data(cfg), log=lambda _: None)
+    assert isinstance(trainer.energy_grad, CompiledTrainingGradient)
+    assert trainer.energy_grad.model is trainer.model
+    assert {id(p) for p in trainer.optimizer.param_groups[0]["params"]} == {id(p) for p in trainer.model.parameters()}
 
 
 def test_stage_two_switches_loss_weights_and_best_checkpoint(tmp_path):

@@ -4,9 +4,9 @@
     .venv/bin/python benchmarks/training_speed.py --cases ethanol-fast water-fast --steps 40
 
 Each case builds mlanet-train's Trainer twice from the same config, with training.compile false and true, and times
---steps optimisation steps (prediction, loss, backward, AdamW and EMA update) after --warmup steps; the compiled
-trainer's warm-up includes its compilations, which are reported apart. rMD17 cases use benchmarks/rmd17.py's splits
-(run it once first), water the 192-atom DeePMD-kit frames. Results: results/NAME.{md,json}.
+--steps optimisation steps (Trainer.optimisation_step: prediction, loss, backward, clipping, AdamW, EMA) after
+--warmup steps; the compiled trainer's warm-up includes its compilations, which are reported apart. rMD17 cases use
+benchmarks/rmd17.py's splits (run it once first), water the 192-atom DeePMD-kit frames. Results: results/NAME.{md,json}.
 """
 
 import argparse
@@ -28,8 +28,7 @@ CASES = {"ethanol-fast": (RMD17 / "ethanol" / "train.extxyz", {"preset": "fast",
 
 def time_steps(case: str, compile_step: bool, warmup: int, steps: int, work: Path) -> dict:
     """ms per step (and the warm-up's seconds) of the Trainer of `case`."""
-    from mlanet_lammps.predict import predict_with  # torch-side imports after the thread count is set
-    from mlanet_lammps.train import loop
+    from mlanet_lammps.train import loop  # torch-side imports after the thread count is set
     from mlanet_lammps.train.config import config_from_dict
 
     frames, model, batch_size = CASES[case]
@@ -45,21 +44,13 @@ def time_steps(case: str, compile_step: bool, warmup: int, steps: int, work: Pat
         batches += [b.to(trainer.device, trainer.dtype) for b in trainer.train_loader]
     batches = batches[:warmup + steps]
 
-    def step(batch) -> None:
-        pred = predict_with(trainer.energy_grad, batch)
-        sums, counts = loop.loss_sums(pred, batch, "mse", 0.01)
-        trainer.optimizer.zero_grad(set_to_none=True)
-        trainer.weighted(sums, counts).backward()
-        trainer.optimizer.step()
-        trainer.ema.update_parameters(trainer.model)
-
     start = time.perf_counter()
     for batch in batches[:warmup]:
-        step(batch)
+        trainer.optimisation_step(batch)
     warm_s = time.perf_counter() - start
     start = time.perf_counter()
     for batch in batches[warmup:]:
-        step(batch)
+        trainer.optimisation_step(batch)
     per_step = (time.perf_counter() - start) / steps
     atoms = sum(int(b.species.shape[0]) for b in batches[warmup:]) / steps
     return {"ms_per_step": 1e3 * per_step, "us_per_atom_step": 1e6 * per_step / atoms, "atoms_per_step": atoms,

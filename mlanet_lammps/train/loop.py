@@ -372,34 +372,41 @@ class Trainer:
     def out_of_time(self, start: float) -> bool:
         return self.max_time is not None and self.elapsed + (time.perf_counter() - start) >= self.max_time
 
+    def optimisation_step(self, batch: GraphBatch, step: int = 0) -> Tuple[Prediction, torch.Tensor, float]:
+        """One optimisation step on this process's part of a global batch (on the device): the prediction, the
+        counts [4] of the global batch and its loss. Each process's loss is normalised by the global batch's counts,
+        so that the gradient DDP averages is that of one process training on the whole global batch."""
+        t = self.cfg.training
+        pred = predict_with(self.energy_grad, batch)
+        sums, counts = loss_sums(pred, batch, t.loss, t.huber_delta)
+        counts = self.ranks.sum(counts)
+        part = self.weighted(sums, counts)  # this process's share of the global batch's loss
+        loss = float(self.ranks.sum(part.detach()))
+        if not math.isfinite(loss):
+            raise TrainingDiverged(
+                f"non-finite loss ({loss}) at epoch {self.epoch + 1}, step {step + 1}; the last "
+                f"good checkpoint is kept in {self.out / 'last.ckpt'}. Fix: lower training.lr, enable grad_clip, "
+                "or check the data")
+        self.optimizer.zero_grad(set_to_none=True)
+        (part * self.ranks.size).backward()  # DDP divides the summed gradients by the number of processes
+        if t.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        return pred, counts, loss
+
     def run_epoch(self, start: float, bar: Optional[tqdm]) -> Tuple[float, Dict[str, float], bool]:
         """One epoch of optimisation steps; returns the mean training loss, the error metrics and whether the time
         budget ran out. Each step's loss is normalised by the counts of its global batch (over every process), so
         that the gradient DDP averages is that of one process training on the whole global batch."""
-        t = self.cfg.training
         self.train_batches.set_epoch(self.epoch)
         self.energy_grad.train()
         acc = ErrorAccumulator()
         total, count, timed_out = 0.0, 0, False
         for step, batch in enumerate(self.train_loader):
             batch = batch.to(self.device, self.dtype)
-            pred = predict_with(self.energy_grad, batch)
-            sums, counts = loss_sums(pred, batch, t.loss, t.huber_delta)
-            counts = self.ranks.sum(counts)
-            part = self.weighted(sums, counts)  # this process's share of the global batch's loss
-            loss = float(self.ranks.sum(part.detach()))
-            if not math.isfinite(loss):
-                raise TrainingDiverged(
-                    f"non-finite loss ({loss}) at epoch {self.epoch + 1}, step {step + 1}; the last "
-                    f"good checkpoint is kept in {self.out / 'last.ckpt'}. Fix: lower training.lr, enable grad_clip, "
-                    "or check the data")
-            self.optimizer.zero_grad(set_to_none=True)
-            (part * self.ranks.size).backward()  # DDP divides the summed gradients by the number of processes
-            if t.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
-            self.optimizer.step()
-            if self.ema is not None:
-                self.ema.update_parameters(self.model)
+            pred, counts, loss = self.optimisation_step(batch, step)
             graphs = int(counts[3])
             total += loss * graphs
             count += graphs
